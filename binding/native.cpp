@@ -1,0 +1,122 @@
+// regclient_ext._native: calls the Go library with the GIL released and
+// hands its results back as bytes. It knows nothing of registries; the
+// Python layer decodes the JSON records and raises the public exceptions.
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <string>
+#include <utility>
+
+#include "loader.h"
+
+namespace py = pybind11;
+
+namespace {
+
+// How long one wait on an operation lasts before Python gets the GIL back
+// to run signal handlers, so Ctrl-C is seen within this many milliseconds.
+constexpr int64_t kWaitSliceMs = 50;
+
+// Error record returned instead of calling Go in a forked child.
+const char kForkedRecord[] =
+    R"json({"kind":"forked","message":"the Go runtime was started in the parent process before fork()"})json";
+
+// Buffer owns a C buffer returned by the Go library.
+class Buffer {
+  public:
+    explicit Buffer(const rcx::Api &api) : api_(api) {}
+    Buffer(const Buffer &) = delete;
+    Buffer &operator=(const Buffer &) = delete;
+    ~Buffer() {
+        if (data != nullptr) api_.free(data);
+    }
+    py::bytes to_bytes() const { return data == nullptr ? py::bytes() : py::bytes(data, size); }
+
+    char *data = nullptr;
+    size_t size = 0;
+
+  private:
+    const rcx::Api &api_;
+};
+
+// Operation frees a Go operation on every path out of call(). Freeing
+// cancels the operation if it still runs and waits for its goroutine, so
+// the wait happens without the GIL.
+class Operation {
+  public:
+    Operation(const rcx::Api &api, uintptr_t handle) : handle(handle), api_(api) {}
+    Operation(const Operation &) = delete;
+    Operation &operator=(const Operation &) = delete;
+    ~Operation() {
+        py::gil_scoped_release release;
+        api_.op_free(handle);
+    }
+
+    const uintptr_t handle;
+
+  private:
+    const rcx::Api &api_;
+};
+
+py::tuple client_new(py::bytes options) {
+    if (rcx::forked_after_load()) return py::make_tuple(0, py::bytes(kForkedRecord));
+    const rcx::Api &api = rcx::api();
+    std::string raw = options;
+
+    uintptr_t client = 0;
+    Buffer error(api);
+    int code = api.client_new(raw.data(), raw.size(), &client, &error.data, &error.size);
+    if (code != rcx::kOK) return py::make_tuple(0, error.to_bytes());
+    return py::make_tuple(client, py::none());
+}
+
+void client_free(uintptr_t client) {
+    // A forked child cannot reach Go; the parent still owns the client.
+    if (!rcx::loaded() || rcx::forked_after_load()) return;
+    rcx::api().client_free(client);
+}
+
+// Run one request to completion and return (ok, metadata, body).
+py::tuple call(uintptr_t client, py::bytes request) {
+    if (rcx::forked_after_load()) return py::make_tuple(false, py::bytes(kForkedRecord), py::bytes());
+    const rcx::Api &api = rcx::api();
+    std::string raw = request;
+
+    Operation op(api, api.op_start(client, raw.data(), raw.size()));
+    for (;;) {
+        int code;
+        {
+            py::gil_scoped_release release;
+            code = api.op_wait(op.handle, kWaitSliceMs);
+        }
+        if (code == rcx::kOK) break;
+        // A signal handler that raised (KeyboardInterrupt) ends the call;
+        // the Operation destructor cancels the Go side.
+        if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+    }
+
+    Buffer meta(api), body(api);
+    int code = api.op_result(op.handle, &meta.data, &meta.size, &body.data, &body.size);
+    return py::make_tuple(code == rcx::kOK, meta.to_bytes(), body.to_bytes());
+}
+
+py::tuple stats() {
+    if (!rcx::loaded() || rcx::forked_after_load()) return py::make_tuple(0, 0);
+    int64_t clients = 0, operations = 0;
+    rcx::api().stats(&clients, &operations);
+    return py::make_tuple(clients, operations);
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_native, m) {
+    m.doc() = "Internal binding to the regclient Go library; use the regclient_ext package instead.";
+    m.def("loaded", &rcx::loaded, "Whether the Go library is loaded in this process.");
+    m.def("library_path", &rcx::library_path, "Path of the Go library next to this module.");
+    m.def("client_new", &client_new, py::arg("options"),
+          "Create a Go client from JSON options; return (handle, None) or (0, error record).");
+    m.def("client_free", &client_free, py::arg("client"), "Release a Go client.");
+    m.def("call", &call, py::arg("client"), py::arg("request"),
+          "Run a JSON request on a client with the GIL released; return (ok, metadata, body).");
+    m.def("stats", &stats, "Return the numbers of live Go client and operation handles.");
+}

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/regclient/regclient"
+	"github.com/regclient/regclient/config"
+)
+
+// liveClients and liveOperations count handles not yet freed, for the
+// diagnostics that tests use to find leaks.
+var (
+	liveClients    atomic.Int64
+	liveOperations atomic.Int64
+)
+
+// clientOptions is the JSON document that rcx_client_new receives.
+type clientOptions struct {
+	Hosts        []hostOptions `json:"hosts"`
+	DockerConfig bool          `json:"docker_config"`
+	DockerCerts  bool          `json:"docker_certs"`
+	UserAgent    string        `json:"user_agent"`
+	RetryLimit   int           `json:"retry_limit"`
+}
+
+// hostOptions are the settings for one registry host.
+type hostOptions struct {
+	Name     string `json:"name"`
+	TLS      string `json:"tls"`
+	Username string `json:"username"`
+	Password string `json:"password"`
+}
+
+// Client owns one RegClient, with its connection pools and tokens, for the
+// life of a Python client. Closing it cancels the operations still running.
+type Client struct {
+	rc     *regclient.RegClient
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+func newClient(raw []byte) (*Client, error) {
+	var opts clientOptions
+	if err := json.Unmarshal(raw, &opts); err != nil {
+		return nil, invalidArgument(fmt.Errorf("invalid client options: %w", err))
+	}
+
+	rcOpts := []regclient.Opt{}
+	if opts.DockerConfig {
+		rcOpts = append(rcOpts, regclient.WithDockerCreds())
+	}
+	if opts.DockerCerts {
+		rcOpts = append(rcOpts, regclient.WithDockerCerts())
+	}
+	if opts.UserAgent != "" {
+		rcOpts = append(rcOpts, regclient.WithUserAgent(opts.UserAgent))
+	}
+	if opts.RetryLimit > 0 {
+		rcOpts = append(rcOpts, regclient.WithRetryLimit(opts.RetryLimit))
+	}
+	for _, h := range opts.Hosts {
+		host, err := h.configHost()
+		if err != nil {
+			return nil, err
+		}
+		rcOpts = append(rcOpts, regclient.WithConfigHost(*host))
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	liveClients.Add(1)
+	return &Client{rc: regclient.New(rcOpts...), ctx: ctx, cancel: cancel}, nil
+}
+
+func (c *Client) close() {
+	c.cancel()
+	liveClients.Add(-1)
+}
+
+// configHost turns host options into regclient's host entry. HostNewName
+// applies regclient's name rules, so "docker.io" reaches Docker Hub.
+func (h hostOptions) configHost() (*config.Host, error) {
+	if h.Name == "" {
+		return nil, invalidArgument(fmt.Errorf("host name is empty"))
+	}
+	host := config.HostNewName(h.Name)
+	switch h.TLS {
+	case "", "enabled":
+		host.TLS = config.TLSEnabled
+	case "disabled":
+		host.TLS = config.TLSDisabled
+	case "insecure":
+		host.TLS = config.TLSInsecure
+	default:
+		return nil, invalidArgument(fmt.Errorf("invalid tls mode %q for host %s: use enabled, disabled or insecure", h.TLS, h.Name))
+	}
+	host.User = h.Username
+	host.Pass = h.Password
+	return host, nil
+}

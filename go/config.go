@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+
+	"github.com/regclient/regclient"
+	"github.com/regclient/regclient/types/descriptor"
+	"github.com/regclient/regclient/types/errs"
+	"github.com/regclient/regclient/types/manifest"
+	"github.com/regclient/regclient/types/mediatype"
+	"github.com/regclient/regclient/types/platform"
+	"github.com/regclient/regclient/types/ref"
+)
+
+const (
+	// maxIndexDepth bounds how many nested indexes are followed, so a
+	// registry cannot keep a call walking in circles.
+	maxIndexDepth = 4
+	// maxConfigSize is the largest image config read, whatever its
+	// descriptor claims. Real configs are a few KiB; large ones carry long
+	// histories and stay far below this.
+	maxConfigSize = 16 << 20
+)
+
+// imageInfo is the metadata returned beside the config bytes.
+type imageInfo struct {
+	Reference      string   `json:"reference"`
+	Registry       string   `json:"registry"`
+	Digest         string   `json:"digest"`
+	ManifestDigest string   `json:"manifest_digest"`
+	ConfigDigest   string   `json:"config_digest"`
+	MediaType      string   `json:"media_type"`
+	Platform       string   `json:"platform"`
+	Platforms      []string `json:"platforms"`
+}
+
+type configResult struct {
+	info   imageInfo
+	config []byte
+}
+
+// fetchImageConfig resolves an image reference to one platform's manifest
+// and returns its config blob exactly as stored. It fills info as it learns
+// the reference and the registry, so errors can name them.
+func fetchImageConfig(ctx context.Context, rc *regclient.RegClient, req request, info *errorContext) (*configResult, error) {
+	r, err := ref.New(req.Image)
+	if err != nil {
+		return nil, err
+	}
+	info.Reference, info.Registry = r.CommonName(), registryName(r)
+	defer func() { _ = rc.Close(context.Background(), r) }()
+
+	plat, explicit, err := requestedPlatform(req.Platform)
+	if err != nil {
+		return nil, err
+	}
+
+	m, err := rc.ManifestGet(ctx, r)
+	if err != nil {
+		return nil, fmt.Errorf("failed to get manifest: %w", err)
+	}
+	res := &configResult{info: imageInfo{
+		Reference: r.CommonName(),
+		Registry:  registryName(r),
+		Digest:    m.GetDescriptor().Digest.String(),
+		Platforms: []string{},
+	}}
+
+	// Walk down indexes to the manifest for the requested platform.
+	for depth := 0; m.IsList(); depth++ {
+		if depth == maxIndexDepth {
+			return nil, fmt.Errorf("indexes nested more than %d deep%.0w", maxIndexDepth, errs.ErrUnsupportedMediaType)
+		}
+		platforms, err := indexPlatforms(m)
+		if err != nil {
+			return nil, err
+		}
+		if depth == 0 {
+			res.info.Platforms = platforms
+		}
+		d, err := manifest.GetPlatformDesc(m, &plat)
+		if err != nil {
+			info.Platforms = platforms
+			return nil, &kindError{kind: kindPlatformNotFound, err: fmt.Errorf("platform %s not found in %s", plat, r.CommonName())}
+		}
+		r = r.SetDigest(d.Digest.String())
+		m, err = rc.ManifestGet(ctx, r, regclient.WithManifestDesc(*d))
+		if err != nil {
+			return nil, fmt.Errorf("failed to get manifest for platform %s: %w", plat, err)
+		}
+	}
+
+	imager, ok := m.(manifest.Imager)
+	if !ok {
+		return nil, unsupportedMediaType(fmt.Errorf("manifest media type %s is not an image", m.GetDescriptor().MediaType))
+	}
+	cd, err := imager.GetConfig()
+	if err != nil {
+		return nil, unsupportedMediaType(fmt.Errorf("manifest %s has no config: %w", m.GetDescriptor().MediaType, err))
+	}
+	if cd.MediaType != mediatype.OCI1ImageConfig && cd.MediaType != mediatype.Docker2ImageConfig {
+		return nil, unsupportedMediaType(fmt.Errorf("config media type %s is not an image config, the manifest is probably an artifact", cd.MediaType))
+	}
+
+	body, err := readBlob(ctx, rc, r, cd)
+	if err != nil {
+		return nil, err
+	}
+	configPlat, err := configPlatform(body)
+	if err != nil {
+		return nil, err
+	}
+	if explicit && len(res.info.Platforms) == 0 && !platform.Compatible(plat, configPlat) {
+		info.Platforms = []string{configPlat.String()}
+		return nil, &kindError{kind: kindPlatformNotFound, err: fmt.Errorf("platform %s not found: %s is a single-platform image for %s", plat, r.CommonName(), configPlat)}
+	}
+
+	res.info.ManifestDigest = m.GetDescriptor().Digest.String()
+	res.info.MediaType = m.GetDescriptor().MediaType
+	res.info.ConfigDigest = cd.Digest.String()
+	res.info.Platform = configPlat.String()
+	res.config = body
+	return res, nil
+}
+
+// parseReference returns the parsed reference and its registry as JSON.
+func parseReference(image string) ([]byte, error) {
+	r, err := ref.New(image)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(map[string]string{"reference": r.CommonName(), "registry": registryName(r), "scheme": r.Scheme})
+}
+
+// requestedPlatform parses the platform string; empty means the host's.
+func requestedPlatform(s string) (platform.Platform, bool, error) {
+	if s == "" || s == "local" {
+		return platform.Local(), false, nil
+	}
+	p, err := platform.Parse(s)
+	if err != nil {
+		return p, true, &kindError{kind: kindInvalidPlatform, err: fmt.Errorf("invalid platform %q: %w", s, err)}
+	}
+	return p, true, nil
+}
+
+// indexPlatforms lists the platforms in an index, without attestation
+// entries (unknown/unknown) and without duplicates.
+func indexPlatforms(m manifest.Manifest) ([]string, error) {
+	indexer, ok := m.(manifest.Indexer)
+	if !ok {
+		return nil, unsupportedMediaType(fmt.Errorf("index media type %s is not supported", m.GetDescriptor().MediaType))
+	}
+	dl, err := indexer.GetManifestList()
+	if err != nil {
+		return nil, err
+	}
+	platforms := []string{}
+	for _, d := range dl {
+		if d.Platform == nil || d.Platform.OS == "unknown" {
+			continue
+		}
+		s := d.Platform.String()
+		if !slices.Contains(platforms, s) {
+			platforms = append(platforms, s)
+		}
+	}
+	return platforms, nil
+}
+
+// readBlob reads a config blob, verifying its size and digest, without
+// ever holding more than maxConfigSize bytes.
+func readBlob(ctx context.Context, rc *regclient.RegClient, r ref.Ref, d descriptor.Descriptor) ([]byte, error) {
+	if d.Size > maxConfigSize {
+		return nil, fmt.Errorf("config %s is %d bytes, more than the %d byte limit%.0w", d.Digest, d.Size, maxConfigSize, errs.ErrSizeLimitExceeded)
+	}
+	limit := d.Size
+	if limit <= 0 {
+		limit = maxConfigSize
+	}
+
+	blob, err := rc.BlobGet(ctx, r, d)
+	if err != nil {
+		return nil, fmt.Errorf("failed to get config %s: %w", d.Digest, err)
+	}
+	defer blob.Close()
+	body, err := io.ReadAll(io.LimitReader(blob, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("failed to read config %s: %w", d.Digest, err)
+	}
+	if int64(len(body)) > limit {
+		return nil, fmt.Errorf("config %s is larger than its descriptor's %d bytes%.0w", d.Digest, limit, errs.ErrSizeLimitExceeded)
+	}
+	return body, nil
+}
+
+// configPlatform reads the platform fields of an image config.
+func configPlatform(body []byte) (platform.Platform, error) {
+	var p platform.Platform
+	if err := json.Unmarshal(body, &p); err != nil {
+		return p, &kindError{kind: kindInvalidContent, err: fmt.Errorf("config is not valid JSON: %w", err)}
+	}
+	return p, nil
+}
+
+func registryName(r ref.Ref) string {
+	if r.Scheme == "ocidir" {
+		return "ocidir://" + r.Path
+	}
+	return r.Registry
+}
+
+func unsupportedMediaType(err error) error {
+	return fmt.Errorf("%w%.0w", err, errs.ErrUnsupportedMediaType)
+}

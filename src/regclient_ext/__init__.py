@@ -1,0 +1,54 @@
+"""Read container image configs from OCI and Docker registries.
+
+regclient_ext runs the Go library regclient in-process. Importing this
+package does not start the Go runtime; the first call does.
+
+    >>> import regclient_ext
+    >>> config = regclient_ext.get_image_config("ocidir://tests/data/regclient-testrepo:v1")
+"""
+
+from ._client import Client, Host, ImageInfo, get_image_config, inspect_image
+from ._version import __version__
+from .errors import (
+    AuthenticationError,
+    ClientClosedError,
+    DigestMismatchError,
+    ForkError,
+    InvalidContentError,
+    InvalidPlatformError,
+    InvalidReferenceError,
+    NotFoundError,
+    PlatformNotFoundError,
+    RateLimitError,
+    RegclientError,
+    RegistryConnectionError,
+    RegistryResponseError,
+    RegistryTimeoutError,
+    SizeLimitError,
+    UnsupportedMediaTypeError,
+)
+
+__all__ = [
+    "AuthenticationError",
+    "Client",
+    "ClientClosedError",
+    "DigestMismatchError",
+    "ForkError",
+    "Host",
+    "ImageInfo",
+    "InvalidContentError",
+    "InvalidPlatformError",
+    "InvalidReferenceError",
+    "NotFoundError",
+    "PlatformNotFoundError",
+    "RateLimitError",
+    "RegclientError",
+    "RegistryConnectionError",
+    "RegistryResponseError",
+    "RegistryTimeoutError",
+    "SizeLimitError",
+    "UnsupportedMediaTypeError",
+    "__version__",
+    "get_image_config",
+    "inspect_image",
+]

@@ -1,0 +1,199 @@
+"""Exceptions raised by regclient_ext.
+
+Every exception derives from RegclientError, and many also derive from the
+builtin that fits, so ``except LookupError:`` or ``except TimeoutError:``
+work as they would anywhere else::
+
+    RegclientError
+    ├── InvalidReferenceError        (ValueError)
+    ├── InvalidPlatformError         (ValueError)
+    ├── NotFoundError                (LookupError)
+    │   └── PlatformNotFoundError
+    ├── AuthenticationError          (PermissionError)
+    ├── UnsupportedMediaTypeError
+    ├── RateLimitError
+    ├── RegistryTimeoutError         (TimeoutError)
+    ├── RegistryConnectionError      (ConnectionError)
+    ├── InvalidContentError
+    │   ├── DigestMismatchError
+    │   └── SizeLimitError
+    ├── RegistryResponseError
+    ├── ClientClosedError
+    └── ForkError                    (RuntimeError)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+__all__ = [
+    "AuthenticationError",
+    "ClientClosedError",
+    "DigestMismatchError",
+    "ForkError",
+    "InvalidContentError",
+    "InvalidPlatformError",
+    "InvalidReferenceError",
+    "NotFoundError",
+    "PlatformNotFoundError",
+    "RateLimitError",
+    "RegclientError",
+    "RegistryConnectionError",
+    "RegistryResponseError",
+    "RegistryTimeoutError",
+    "SizeLimitError",
+    "UnsupportedMediaTypeError",
+]
+
+
+class RegclientError(Exception):
+    """Base class of every error that regclient_ext raises.
+
+    ``reference`` is the image reference as parsed (fully qualified) and
+    ``registry`` the registry host, or the ``ocidir://`` path; either is
+    None when the error happened before it was known.
+    """
+
+    def __init__(self, message: str, *, reference: str | None = None, registry: str | None = None) -> None:
+        super().__init__(message)
+        self.reference = reference
+        self.registry = registry
+
+
+class InvalidReferenceError(RegclientError, ValueError):
+    """The image reference cannot be parsed. Raised before any network traffic."""
+
+
+class InvalidPlatformError(RegclientError, ValueError):
+    """The platform string is not "os/arch[/variant][,osver=X]"."""
+
+
+class NotFoundError(RegclientError, LookupError):
+    """The repository, tag, manifest or blob does not exist."""
+
+
+class PlatformNotFoundError(NotFoundError):
+    """The image has no entry for the requested platform.
+
+    ``platforms`` lists the platforms the image has, as "os/arch[/variant]".
+    """
+
+    def __init__(self, message: str, *, platforms: Iterable[str] = (), **context: Any) -> None:
+        super().__init__(message, **context)
+        self.platforms = tuple(platforms)
+
+
+class AuthenticationError(RegclientError, PermissionError):
+    """The registry rejected the credentials, or requires credentials that were not given."""
+
+
+class UnsupportedMediaTypeError(RegclientError):
+    """The manifest or its config is not a container image, for example an OCI artifact."""
+
+
+class RateLimitError(RegclientError):
+    """The registry answered 429 Too Many Requests.
+
+    ``retry_after`` is the number of seconds the registry asked to wait, or
+    None when it did not say.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **context: Any) -> None:
+        super().__init__(message, **context)
+        self.retry_after = retry_after
+
+
+class RegistryTimeoutError(RegclientError, TimeoutError):
+    """The call did not finish within its timeout."""
+
+
+class RegistryConnectionError(RegclientError, ConnectionError):
+    """The registry could not be reached: connection refused, DNS or TLS failure."""
+
+
+class InvalidContentError(RegclientError):
+    """The registry returned content that is not what was requested, such as a config that is not JSON."""
+
+
+class DigestMismatchError(InvalidContentError):
+    """The content's digest differs from the digest it was requested by."""
+
+
+class SizeLimitError(InvalidContentError):
+    """The content is larger than its descriptor says or than the size limit."""
+
+
+class RegistryResponseError(RegclientError):
+    """The registry answered with an unexpected HTTP status, stored in ``status``."""
+
+    def __init__(self, message: str, *, status: int | None = None, **context: Any) -> None:
+        super().__init__(message, **context)
+        self.status = status
+
+
+class ClientClosedError(RegclientError):
+    """The client was closed before or during the call."""
+
+
+class ForkError(RegclientError, RuntimeError):
+    """This process was forked after the Go runtime started in its parent."""
+
+
+# Error kinds from the Go layer, with the class and the advice for each.
+_KINDS: dict[str, tuple[type[RegclientError], str]] = {
+    "invalid_reference": (InvalidReferenceError, "expected [registry/]repository[:tag][@digest] or ocidir://path[:tag]"),
+    "invalid_platform": (InvalidPlatformError, 'expected "os/arch[/variant][,osver=X]", for example "linux/arm64"'),
+    "invalid_argument": (InvalidReferenceError, ""),
+    "not_found": (NotFoundError, "check the repository name and the tag"),
+    "platform_not_found": (PlatformNotFoundError, ""),
+    "authentication": (AuthenticationError, "check the credentials for that registry, or run docker login"),
+    "unsupported_media_type": (UnsupportedMediaTypeError, ""),
+    "rate_limit": (RateLimitError, "wait before retrying, or authenticate to get a higher limit"),
+    "timeout": (RegistryTimeoutError, "raise the timeout if the registry is slow"),
+    "connection": (RegistryConnectionError, "check the registry address and its TLS settings"),
+    "invalid_content": (InvalidContentError, ""),
+    "digest_mismatch": (DigestMismatchError, ""),
+    "size_limit": (SizeLimitError, ""),
+    "response": (RegistryResponseError, ""),
+    "canceled": (ClientClosedError, "the client was closed while the call ran"),
+    "forked": (
+        ForkError,
+        "use the 'spawn' or 'forkserver' start method, or fork before the first regclient_ext call "
+        "(importing regclient_ext before fork is fine)",
+    ),
+}
+
+
+def error_from_record(record: Mapping[str, Any], secrets: Iterable[str] = ()) -> RegclientError:
+    """Build the exception for an error record from the Go layer.
+
+    Every secret in ``secrets`` is masked in the message, so a registry that
+    echoes a credential cannot leak it into logs or tracebacks.
+    """
+    kind = str(record.get("kind", "internal"))
+    cls, advice = _KINDS.get(kind, (RegclientError, ""))
+    reference = record.get("reference") or None
+    registry = record.get("registry") or None
+
+    message = str(record.get("message", "unknown error"))
+    if reference:
+        message += f" (image {reference}"
+        message += f", registry {registry})" if registry else ")"
+    platforms = record.get("platforms") or []
+    if cls is PlatformNotFoundError and platforms:
+        message += f"; the image has: {', '.join(platforms)}"
+    if advice:
+        message += f"; {advice}"
+    for secret in secrets:
+        if secret:
+            message = message.replace(secret, "***")
+
+    context: dict[str, Any] = {"reference": reference, "registry": registry}
+    if cls is PlatformNotFoundError:
+        context["platforms"] = platforms
+    elif cls is RegistryResponseError:
+        context["status"] = record.get("status")
+    elif cls is RateLimitError:
+        context["retry_after"] = record.get("retry_after")
+    return cls(message, **context)
