@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 
 	"github.com/regclient/regclient"
 	"github.com/regclient/regclient/types/descriptor"
@@ -106,6 +107,10 @@ func fetchImageConfig(ctx context.Context, rc *regclient.RegClient, req request,
 		return nil, unsupportedMediaType(fmt.Errorf("config media type %s is not an image config, the manifest is probably an artifact", cd.MediaType))
 	}
 
+	if err := requireImageLayers(imager); err != nil {
+		return nil, err
+	}
+
 	body, err := readBlob(ctx, rc, r, cd)
 	if err != nil {
 		return nil, err
@@ -198,11 +203,33 @@ func readBlob(ctx context.Context, rc *regclient.RegClient, r ref.Ref, d descrip
 	return body, nil
 }
 
-// configPlatform reads the platform fields of an image config.
+// requireImageLayers rejects manifests that use the image config media
+// type but carry other content, as artifacts built before the OCI artifact
+// fields existed do.
+func requireImageLayers(imager manifest.Imager) error {
+	layers, err := imager.GetLayers()
+	if err != nil {
+		return unsupportedMediaType(err)
+	}
+	for _, layer := range layers {
+		if !strings.HasPrefix(layer.MediaType, "application/vnd.oci.image.layer.") &&
+			!strings.HasPrefix(layer.MediaType, "application/vnd.docker.image.rootfs.") {
+			return unsupportedMediaType(fmt.Errorf("layer media type %s is not an image layer, the manifest is probably an artifact", layer.MediaType))
+		}
+	}
+	return nil
+}
+
+// configPlatform reads the platform fields of an image config. The OCI
+// image spec requires os and architecture, so a config without them is
+// not an image config (an artifact's "{}" config, for example).
 func configPlatform(body []byte) (platform.Platform, error) {
 	var p platform.Platform
 	if err := json.Unmarshal(body, &p); err != nil {
 		return p, &kindError{kind: kindInvalidContent, err: fmt.Errorf("config is not valid JSON: %w", err)}
+	}
+	if p.OS == "" || p.Architecture == "" {
+		return p, unsupportedMediaType(fmt.Errorf("config has no os or architecture, so it is not an image config"))
 	}
 	return p, nil
 }

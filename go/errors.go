@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io/fs"
 	"net"
+	"net/url"
 	"regexp"
 	"strconv"
 
@@ -116,7 +117,11 @@ func errorKind(err error) string {
 	return kindInternal
 }
 
+// isConnectionError reports transport failures: every error that net/http
+// returns from a request is a *url.Error, including TLS failures such as a
+// plain HTTP server answering an HTTPS request.
 func isConnectionError(err error) bool {
+	var urlErr *url.Error
 	var opErr *net.OpError
 	var dnsErr *net.DNSError
 	var unknownAuthority x509.UnknownAuthorityError
@@ -124,7 +129,7 @@ func isConnectionError(err error) bool {
 	var certInvalid x509.CertificateInvalidError
 	var tlsRecord tls.RecordHeaderError
 	var tlsVerify *tls.CertificateVerificationError
-	return errors.As(err, &opErr) || errors.As(err, &dnsErr) ||
+	return errors.As(err, &urlErr) || errors.As(err, &opErr) || errors.As(err, &dnsErr) ||
 		errors.As(err, &unknownAuthority) || errors.As(err, &hostnameErr) ||
 		errors.As(err, &certInvalid) || errors.As(err, &tlsRecord) ||
 		errors.As(err, &tlsVerify)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 
@@ -49,6 +50,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (RegclientError, ValueError, TypeError) as error:
         print(f"regclient-ext: error: {error}", file=sys.stderr)
         return 1
-    json.dump(config, sys.stdout, indent=2)
-    sys.stdout.write("\n")
+    try:
+        json.dump(config, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (as with `| head`); say nothing more.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     return 0
