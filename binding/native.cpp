@@ -17,9 +17,9 @@ namespace {
 // to run signal handlers, so Ctrl-C is seen within this many milliseconds.
 constexpr int64_t kWaitSliceMs = 50;
 
-// Error record returned instead of calling Go in a forked child.
+// Error envelope returned instead of calling Go in a forked child.
 const char kForkedRecord[] =
-    R"json({"kind":"forked","message":"the Go runtime was started in the parent process before fork()"})json";
+    R"json({"error":{"kind":"forked","message":"the Go runtime was started in the parent process before fork()"},"logs":[]})json";
 
 // Buffer owns a C buffer returned by the Go library.
 class Buffer {

@@ -37,14 +37,14 @@ func main() {}
 func rcx_client_new(opts *C.char, optsLen C.size_t, client *C.uintptr_t, errOut **C.char, errLen *C.size_t) (code C.int) {
 	defer func() {
 		if p := recover(); p != nil {
-			setBuffer(errOut, errLen, encodeError(panicError(p), nil))
+			setBuffer(errOut, errLen, encodeError(panicError(p)))
 			code = codeError
 		}
 	}()
 
 	c, err := newClient(C.GoBytes(unsafe.Pointer(opts), C.int(optsLen)))
 	if err != nil {
-		setBuffer(errOut, errLen, encodeError(err, nil))
+		setBuffer(errOut, errLen, encodeError(err))
 		return codeError
 	}
 	*client = C.uintptr_t(cgo.NewHandle(c))
@@ -121,15 +121,16 @@ func rcx_op_cancel(op C.uintptr_t) {
 	cgo.Handle(op).Value().(*operation).cancel()
 }
 
-// rcx_op_result copies a finished operation's result into C buffers. It
-// returns codeOK with metadata JSON and the body bytes, codeError with a
-// JSON error record in *meta, or codePending if the operation still runs.
+// rcx_op_result copies a finished operation's result into C buffers: a
+// JSON envelope in *meta and the body bytes. It returns codeOK or codeError
+// (the envelope then holds an error record), or codePending if the
+// operation still runs.
 //
 //export rcx_op_result
 func rcx_op_result(op C.uintptr_t, meta **C.char, metaLen *C.size_t, body **C.char, bodyLen *C.size_t) (code C.int) {
 	defer func() {
 		if p := recover(); p != nil {
-			setBuffer(meta, metaLen, encodeError(panicError(p), nil))
+			setBuffer(meta, metaLen, encodeError(panicError(p)))
 			code = codeError
 		}
 	}()
@@ -138,17 +139,17 @@ func rcx_op_result(op C.uintptr_t, meta **C.char, metaLen *C.size_t, body **C.ch
 	if !o.wait(0) {
 		return codePending
 	}
+	setBuffer(meta, metaLen, o.envelope())
 	if o.err != nil {
-		setBuffer(meta, metaLen, encodeError(o.err, o.info))
 		return codeError
 	}
-	setBuffer(meta, metaLen, o.meta)
 	setBuffer(body, bodyLen, o.body)
 	return codeOK
 }
 
-// rcx_op_free cancels an operation if it still runs, waits for its
-// goroutine to return and releases the handle.
+// rcx_op_free cancels an operation if it still runs and returns at once.
+// The handle is released when the operation's goroutine has returned, so
+// the caller never waits for a registry to notice the cancellation.
 //
 //export rcx_op_free
 func rcx_op_free(op C.uintptr_t) {
@@ -156,9 +157,11 @@ func rcx_op_free(op C.uintptr_t) {
 	h := cgo.Handle(op)
 	o := h.Value().(*operation)
 	o.cancel()
-	o.wait(-1)
-	h.Delete()
-	liveOperations.Add(-1)
+	go func() {
+		o.wait(-1)
+		h.Delete()
+		liveOperations.Add(-1)
+	}()
 }
 
 // rcx_free releases a buffer returned by this library.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync/atomic"
 
 	"github.com/regclient/regclient"
@@ -26,12 +28,20 @@ type clientOptions struct {
 	RetryLimit   int           `json:"retry_limit"`
 }
 
-// hostOptions are the settings for one registry host.
+// hostOptions are the settings for one registry host. Certificates and
+// keys are PEM text; the Python layer reads files.
 type hostOptions struct {
-	Name     string `json:"name"`
-	TLS      string `json:"tls"`
-	Username string `json:"username"`
-	Password string `json:"password"`
+	Name              string   `json:"name"`
+	TLS               string   `json:"tls"`
+	CACert            string   `json:"ca_cert"`
+	ClientCert        string   `json:"client_cert"`
+	ClientKey         string   `json:"client_key"`
+	Username          string   `json:"username"`
+	Password          string   `json:"password"`
+	Token             string   `json:"token"`
+	Mirrors           []string `json:"mirrors"`
+	Concurrency       int64    `json:"concurrency"`
+	RequestsPerSecond float64  `json:"requests_per_second"`
 }
 
 // Client owns one RegClient, with its connection pools and tokens, for the
@@ -40,6 +50,7 @@ type Client struct {
 	rc     *regclient.RegClient
 	ctx    context.Context
 	cancel context.CancelFunc
+	logs   logSink
 }
 
 func newClient(raw []byte) (*Client, error) {
@@ -48,7 +59,9 @@ func newClient(raw []byte) (*Client, error) {
 		return nil, invalidArgument(fmt.Errorf("invalid client options: %w", err))
 	}
 
-	rcOpts := []regclient.Opt{}
+	c := &Client{}
+	c.logs.minLevel.Store(pyWarning)
+	rcOpts := []regclient.Opt{regclient.WithSlog(slog.New(&sinkHandler{sink: &c.logs}))}
 	if opts.DockerConfig {
 		rcOpts = append(rcOpts, regclient.WithDockerCreds())
 	}
@@ -69,9 +82,10 @@ func newClient(raw []byte) (*Client, error) {
 		rcOpts = append(rcOpts, regclient.WithConfigHost(*host))
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.rc = regclient.New(rcOpts...)
 	liveClients.Add(1)
-	return &Client{rc: regclient.New(rcOpts...), ctx: ctx, cancel: cancel}, nil
+	return c, nil
 }
 
 func (c *Client) close() {
@@ -85,7 +99,7 @@ func (h hostOptions) configHost() (*config.Host, error) {
 	if h.Name == "" {
 		return nil, invalidArgument(fmt.Errorf("host name is empty"))
 	}
-	host := config.HostNewName(h.Name)
+	host := config.HostNewName(dockerHubName(h.Name))
 	switch h.TLS {
 	case "", "enabled":
 		host.TLS = config.TLSEnabled
@@ -96,7 +110,30 @@ func (h hostOptions) configHost() (*config.Host, error) {
 	default:
 		return nil, invalidArgument(fmt.Errorf("invalid tls mode %q for host %s: use enabled, disabled or insecure", h.TLS, h.Name))
 	}
+	host.RegCert = h.CACert
+	host.ClientCert = h.ClientCert
+	host.ClientKey = h.ClientKey
 	host.User = h.Username
 	host.Pass = h.Password
+	host.Token = h.Token
+	for _, mirror := range h.Mirrors {
+		host.Mirrors = append(host.Mirrors, dockerHubName(mirror))
+	}
+	if h.Concurrency > 0 {
+		host.ReqConcurrent = h.Concurrency
+	}
+	if h.RequestsPerSecond > 0 {
+		host.ReqPerSec = h.RequestsPerSecond
+	}
 	return host, nil
+}
+
+// dockerHubName maps every name docker accepts for Docker Hub to the one
+// regclient uses, so a Host("index.docker.io") applies to "nginx:latest".
+func dockerHubName(name string) string {
+	switch strings.TrimSuffix(strings.TrimPrefix(strings.ToLower(name), "https://"), "/") {
+	case "docker.io", "index.docker.io", "registry-1.docker.io", "index.docker.io/v1":
+		return config.DockerRegistry
+	}
+	return name
 }

@@ -132,13 +132,13 @@ func fetchImageConfig(ctx context.Context, rc *regclient.RegClient, req request,
 	return res, nil
 }
 
-// parseReference returns the parsed reference and its registry as JSON.
-func parseReference(image string) ([]byte, error) {
+// parseReference returns the parsed reference, its registry and scheme.
+func parseReference(image string) (any, error) {
 	r, err := ref.New(image)
 	if err != nil {
 		return nil, err
 	}
-	return json.Marshal(map[string]string{"reference": r.CommonName(), "registry": registryName(r), "scheme": r.Scheme})
+	return map[string]string{"reference": r.CommonName(), "registry": registryName(r), "scheme": r.Scheme}, nil
 }
 
 // requestedPlatform parses the platform string; empty means the host's.

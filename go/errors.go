@@ -76,27 +76,33 @@ type errorContext struct {
 
 // errorRecord is the JSON form of an error handed to the binding.
 type errorRecord struct {
-	Kind      string   `json:"kind"`
-	Message   string   `json:"message"`
-	Reference string   `json:"reference,omitempty"`
-	Registry  string   `json:"registry,omitempty"`
-	Status    int      `json:"status,omitempty"`
-	Platforms []string `json:"platforms,omitempty"`
+	Kind       string   `json:"kind"`
+	Message    string   `json:"message"`
+	Reference  string   `json:"reference,omitempty"`
+	Registry   string   `json:"registry,omitempty"`
+	Status     int      `json:"status,omitempty"`
+	RetryAfter *float64 `json:"retry_after,omitempty"`
+	Platforms  []string `json:"platforms,omitempty"`
 }
 
 var httpStatusRE = regexp.MustCompile(`\[http (\d{3})\]`)
 
-func encodeError(err error, info *errorContext) []byte {
-	rec := errorRecord{Kind: errorKind(err), Message: err.Error()}
+func newErrorRecord(err error, info *errorContext) *errorRecord {
+	rec := &errorRecord{Kind: errorKind(err), Message: err.Error()}
 	if info != nil {
 		rec.Reference, rec.Registry, rec.Platforms = info.Reference, info.Registry, info.Platforms
 	}
 	if m := httpStatusRE.FindStringSubmatch(rec.Message); m != nil {
 		rec.Status, _ = strconv.Atoi(m[1])
 	}
-	out, marshalErr := json.Marshal(rec)
+	return rec
+}
+
+// encodeError returns the JSON envelope for an error that has no operation.
+func encodeError(err error) []byte {
+	out, marshalErr := json.Marshal(envelope{Error: newErrorRecord(err, nil), Logs: []logRecord{}})
 	if marshalErr != nil {
-		return []byte(`{"kind":"internal","message":"failed to encode an error record"}`)
+		return []byte(`{"error":{"kind":"internal","message":"failed to encode an error record"},"logs":[]}`)
 	}
 	return out
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -15,18 +16,33 @@ type request struct {
 	Image     string `json:"image"`
 	Platform  string `json:"platform"`
 	TimeoutMs int64  `json:"timeout_ms"`
+	// LogLevel is the lowest Python logging level the caller wants.
+	LogLevel int64 `json:"log_level"`
 }
 
-// operation is one request running on its own goroutine. Its fields other
-// than done and cancelFn are written once, before done is closed.
+// envelope is the JSON document rcx_op_result returns: a result or an
+// error, with the log records made since the last call.
+type envelope struct {
+	Result any          `json:"result,omitempty"`
+	Error  *errorRecord `json:"error,omitempty"`
+	Logs   []logRecord  `json:"logs"`
+}
+
+// operation is one request running on its own goroutine. result, body, err
+// and info are written once, before done is closed.
 type operation struct {
 	done     chan struct{}
 	cancelFn context.CancelFunc
+	client   *Client
+	logs     logSink
 
-	meta []byte
-	body []byte
-	err  error
-	info *errorContext
+	result any
+	body   []byte
+	err    error
+	info   *errorContext
+
+	mu         sync.Mutex
+	retryAfter *float64
 }
 
 func (c *Client) start(raw []byte) *operation {
@@ -34,18 +50,21 @@ func (c *Client) start(raw []byte) *operation {
 	if err := json.Unmarshal(raw, &req); err != nil {
 		return failedOperation(invalidArgument(fmt.Errorf("invalid request: %w", err)))
 	}
+	c.logs.minLevel.Store(req.LogLevel)
 
-	ctx, cancel := context.WithCancel(c.ctx)
+	op := &operation{done: make(chan struct{}), client: c}
+	ctx := context.WithValue(c.ctx, opContextKey{}, op)
 	if req.TimeoutMs > 0 {
-		ctx, cancel = context.WithTimeout(c.ctx, time.Duration(req.TimeoutMs)*time.Millisecond)
+		ctx, op.cancelFn = context.WithTimeout(ctx, time.Duration(req.TimeoutMs)*time.Millisecond)
+	} else {
+		ctx, op.cancelFn = context.WithCancel(ctx)
 	}
-	op := &operation{done: make(chan struct{}), cancelFn: cancel}
 	liveOperations.Add(1)
-	go op.run(ctx, c, req)
+	go op.run(ctx, req)
 	return op
 }
 
-func (op *operation) run(ctx context.Context, c *Client, req request) {
+func (op *operation) run(ctx context.Context, req request) {
 	defer close(op.done)
 	defer op.cancelFn()
 	defer func() {
@@ -54,27 +73,20 @@ func (op *operation) run(ctx context.Context, c *Client, req request) {
 		}
 	}()
 
-	info := &errorContext{}
+	op.info = &errorContext{}
 	switch req.Kind {
 	case "parse":
-		op.meta, op.err = parseReference(req.Image)
-		return
+		op.result, op.err = parseReference(req.Image)
 	case "config":
+		result, err := fetchImageConfig(ctx, op.client.rc, req, op.info)
+		if err != nil {
+			op.err = contextError(ctx, err)
+			return
+		}
+		op.result, op.body = result.info, result.config
 	default:
 		op.err = invalidArgument(fmt.Errorf("unknown request kind %q", req.Kind))
-		return
 	}
-	result, err := fetchImageConfig(ctx, c.rc, req, info)
-	if err != nil {
-		op.err, op.info = contextError(ctx, err), info
-		return
-	}
-	op.meta, err = json.Marshal(result.info)
-	if err != nil {
-		op.err, op.info = err, info
-		return
-	}
-	op.body = result.config
 }
 
 // failedOperation returns an operation that has already finished with err.
@@ -83,6 +95,39 @@ func failedOperation(err error) *operation {
 	close(op.done)
 	liveOperations.Add(1)
 	return op
+}
+
+// envelope builds the finished operation's JSON document.
+func (op *operation) envelope() []byte {
+	env := envelope{Logs: op.logs.drain()}
+	if op.client != nil {
+		env.Logs = append(op.client.logs.drain(), env.Logs...)
+	}
+	if op.err != nil {
+		env.Error = newErrorRecord(op.err, op.info)
+		if env.Error.Kind == kindRateLimit {
+			op.mu.Lock()
+			env.Error.RetryAfter = op.retryAfter
+			op.mu.Unlock()
+		}
+	} else {
+		env.Result = op.result
+	}
+	out, err := json.Marshal(env)
+	if err != nil {
+		out, _ = json.Marshal(envelope{Error: newErrorRecord(fmt.Errorf("failed to encode a result: %w", err), nil)})
+	}
+	return out
+}
+
+func (op *operation) setRetryAfter(header string) {
+	seconds, ok := parseRetryAfter(header, time.Now())
+	if !ok {
+		return
+	}
+	op.mu.Lock()
+	op.retryAfter = &seconds
+	op.mu.Unlock()
 }
 
 // wait reports whether the operation finished within d. A negative d waits

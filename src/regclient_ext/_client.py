@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -28,36 +29,102 @@ class Host:
     """Settings for one registry host.
 
     ``name`` is the registry as it appears in image references, with a port
-    if it has one ("registry.example.com:5000"); "docker.io" means Docker Hub.
+    if it has one ("registry.example.com:5000"). "docker.io",
+    "index.docker.io" and "registry-1.docker.io" all mean Docker Hub.
     ``tls`` is "enabled" (HTTPS, verified), "disabled" (plain HTTP) or
-    "insecure" (HTTPS without certificate verification).
+    "insecure" (HTTPS without certificate verification). ``ca_cert``,
+    ``client_cert`` and ``client_key`` take PEM text or a file path.
+    ``token`` is an identity token, as ``docker login`` stores for some
+    registries. ``mirrors`` names other hosts to try first for this one.
+    ``concurrency`` bounds parallel requests to this host and
+    ``requests_per_second`` their rate.
     """
 
     name: str
     tls: str = "enabled"
-    username: str | None = field(default=None)
+    ca_cert: str | None = field(default=None, repr=False)
+    client_cert: str | None = field(default=None, repr=False)
+    client_key: str | None = field(default=None, repr=False)
+    username: str | None = None
     password: str | None = field(default=None, repr=False)
+    token: str | None = field(default=None, repr=False)
+    mirrors: tuple[str, ...] = ()
+    concurrency: int | None = None
+    requests_per_second: float | None = None
 
     def __post_init__(self) -> None:
         _require_str("name", self.name)
-        if not self.name or "\0" in self.name or "/" in self.name:
-            raise ValueError(f"invalid host name {self.name!r}: expected host[:port]")
+        if not _HOST_NAME.fullmatch(self.name):
+            raise ValueError(f"invalid host name {self.name!r}: expected host[:port], such as registry.example.com:5000")
         if self.tls not in TLS_MODES:
             raise ValueError(f"invalid tls {self.tls!r} for host {self.name}: expected one of {', '.join(TLS_MODES)}")
-        for name in ("username", "password"):
+        for name in ("ca_cert", "client_cert", "client_key", "username", "password", "token"):
             value = getattr(self, name)
             if value is not None:
                 _require_str(name, value)
                 if "\0" in value:
                     raise ValueError(f"{name} for host {self.name} contains a NUL character")
+        if (self.client_cert is None) != (self.client_key is None):
+            raise ValueError(f"client_cert and client_key for host {self.name} must be given together")
+        if isinstance(self.mirrors, str):
+            raise TypeError("mirrors must be a sequence of host names, not a str")
+        object.__setattr__(self, "mirrors", tuple(self.mirrors))
+        for mirror in self.mirrors:
+            _require_str("mirror", mirror)
+            if not _HOST_NAME.fullmatch(mirror):
+                raise ValueError(f"invalid mirror {mirror!r} for host {self.name}: expected host[:port]")
+        if self.concurrency is not None and (type(self.concurrency) is not int or not 1 <= self.concurrency <= 1024):
+            raise ValueError(f"concurrency for host {self.name} must be an int from 1 to 1024, got {self.concurrency!r}")
+        rate = self.requests_per_second
+        if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate < math.inf):
+            raise ValueError(f"requests_per_second for host {self.name} must be a positive number, got {rate!r}")
 
     def __repr__(self) -> str:
-        user = f", username={self.username!r}" if self.username is not None else ""
-        password = ", password='***'" if self.password is not None else ""
-        return f"Host(name={self.name!r}, tls={self.tls!r}{user}{password})"
+        parts = [f"name={self.name!r}", f"tls={self.tls!r}"]
+        if self.username is not None:
+            parts.append(f"username={self.username!r}")
+        parts.extend(f"{name}='***'" for name in ("password", "token", "client_key") if getattr(self, name) is not None)
+        if self.mirrors:
+            parts.append(f"mirrors={self.mirrors!r}")
+        return f"Host({', '.join(parts)})"
+
+    def _secrets(self) -> tuple[str, ...]:
+        return tuple(value for value in (self.password, self.token) if value)
 
     def _options(self) -> dict[str, Any]:
-        return {"name": self.name, "tls": self.tls, "username": self.username or "", "password": self.password or ""}
+        return {
+            "name": self.name,
+            "tls": self.tls,
+            "ca_cert": _read_pem("ca_cert", self.ca_cert),
+            "client_cert": _read_pem("client_cert", self.client_cert),
+            "client_key": _read_pem("client_key", self.client_key),
+            "username": self.username or "",
+            "password": self.password or "",
+            "token": self.token or "",
+            "mirrors": list(self.mirrors),
+            "concurrency": self.concurrency or 0,
+            "requests_per_second": float(self.requests_per_second or 0),
+        }
+
+
+# host[:port]: a DNS name, an IPv4 address or a bracketed IPv6 address.
+_HOST_NAME = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
+
+
+def _read_pem(name: str, value: str | None) -> str:
+    """Return PEM text given as text or as a file path."""
+    if value is None:
+        return ""
+    if "-----BEGIN" in value:
+        return value
+    try:
+        with open(value, encoding="ascii") as file:
+            text = file.read()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"{name}: cannot read PEM file {value!r}: {error}") from None
+    if "-----BEGIN" not in text:
+        raise ValueError(f"{name}: {value!r} is not a PEM file")
+    return text
 
 
 @dataclass(frozen=True)
@@ -116,7 +183,7 @@ class Client:
                 "retry_limit": retry_limit or 0,
             }
         ).encode()
-        self._secrets = tuple(host.password for host in host_list if host.password)
+        self._secrets = tuple(secret for host in host_list for secret in host._secrets())
         self._hosts = tuple(host.name for host in host_list)
         self._lock = threading.Lock()
         self._handle = 0
@@ -187,11 +254,20 @@ class Client:
         return meta
 
     def _call(self, request: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
+        request["log_level"] = logger.getEffectiveLevel()
         ok, meta, body = _native.call(self._acquire(), json.dumps(request).encode())
-        record = json.loads(meta)
+        envelope = json.loads(meta)
+        self._emit_logs(envelope.get("logs") or ())
         if not ok:
-            raise error_from_record(record, self._secrets)
-        return record, body
+            raise error_from_record(envelope["error"], self._secrets)
+        return envelope["result"], body
+
+    def _emit_logs(self, records: Iterable[dict[str, Any]]) -> None:
+        """Log the Go side's records under this package's logger, with secrets masked."""
+        for record in records:
+            level = int(record.get("level", logging.WARNING))
+            if logger.isEnabledFor(level):
+                logger.log(level, "%s", _mask(str(record.get("message", "")), self._secrets))
 
     def _acquire(self) -> int:
         """Return the Go client handle, creating it on first use."""
@@ -201,9 +277,16 @@ class Client:
             if not self._handle:
                 handle, error = _native.client_new(self._options)
                 if error is not None:
-                    raise error_from_record(json.loads(error), self._secrets)
+                    raise error_from_record(json.loads(error)["error"], self._secrets)
                 self._handle = handle
             return self._handle
+
+
+def _mask(text: str, secrets: Iterable[str]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
 
 
 def _require_str(name: str, value: object) -> None:

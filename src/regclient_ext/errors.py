@@ -188,6 +188,8 @@ def error_from_record(record: Mapping[str, Any], secrets: Iterable[str] = ()) ->
     for secret in secrets:
         if secret:
             message = message.replace(secret, "***")
+    if not isinstance(record.get("retry_after"), (int, float)):
+        record = {**record, "retry_after": None}
 
     context: dict[str, Any] = {"reference": reference, "registry": registry}
     if cls is PlatformNotFoundError:
