@@ -65,7 +65,12 @@ py::tuple client_new(py::bytes options) {
 
     uintptr_t client = 0;
     Buffer error(api);
-    int code = api.client_new(raw.data(), raw.size(), &client, &error.data, &error.size);
+    int code;
+    {
+        // Reading docker's config may run credential helpers.
+        py::gil_scoped_release release;
+        code = api.client_new(raw.data(), raw.size(), &client, &error.data, &error.size);
+    }
     if (code != rcx::kOK) return py::make_tuple(0, error.to_bytes());
     return py::make_tuple(client, py::none());
 }

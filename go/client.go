@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"sync/atomic"
 
@@ -21,11 +22,16 @@ var (
 
 // clientOptions is the JSON document that rcx_client_new receives.
 type clientOptions struct {
-	Hosts        []hostOptions `json:"hosts"`
-	DockerConfig bool          `json:"docker_config"`
-	DockerCerts  bool          `json:"docker_certs"`
-	UserAgent    string        `json:"user_agent"`
-	RetryLimit   int           `json:"retry_limit"`
+	Hosts []hostOptions `json:"hosts"`
+	// DockerConfigFile is docker's config.json to read credentials from,
+	// or empty. Python resolves it, because the Go runtime's copy of the
+	// environment does not follow later changes to os.environ.
+	DockerConfigFile string `json:"docker_config_file"`
+	DockerCerts      bool   `json:"docker_certs"`
+	UserAgent        string `json:"user_agent"`
+	RetryLimit       int    `json:"retry_limit"`
+	// Path is Python's current PATH, where credential helpers are found.
+	Path string `json:"path"`
 }
 
 // hostOptions are the settings for one registry host. Certificates and
@@ -62,8 +68,9 @@ func newClient(raw []byte) (*Client, error) {
 	c := &Client{}
 	c.logs.minLevel.Store(pyWarning)
 	rcOpts := []regclient.Opt{regclient.WithSlog(slog.New(&sinkHandler{sink: &c.logs}))}
-	if opts.DockerConfig {
-		rcOpts = append(rcOpts, regclient.WithDockerCreds())
+	if opts.DockerConfigFile != "" {
+		syncPath(opts.Path)
+		rcOpts = append(rcOpts, regclient.WithDockerCredsFile(opts.DockerConfigFile))
 	}
 	if opts.DockerCerts {
 		rcOpts = append(rcOpts, regclient.WithDockerCerts())
@@ -91,6 +98,14 @@ func newClient(raw []byte) (*Client, error) {
 func (c *Client) close() {
 	c.cancel()
 	liveClients.Add(-1)
+}
+
+// syncPath updates the Go runtime's PATH, which it copied when it started,
+// so credential helpers are looked up where Python would find them.
+func syncPath(path string) {
+	if path != "" && os.Getenv("PATH") != path {
+		_ = os.Setenv("PATH", path)
+	}
 }
 
 // configHost turns host options into regclient's host entry. HostNewName

@@ -76,20 +76,21 @@ func fetchImageConfig(ctx context.Context, rc *regclient.RegClient, req request,
 		if depth == maxIndexDepth {
 			return nil, fmt.Errorf("indexes nested more than %d deep%.0w", maxIndexDepth, errs.ErrUnsupportedMediaType)
 		}
-		platforms, err := indexPlatforms(m)
+		entries, err := imageEntries(m)
 		if err != nil {
 			return nil, err
 		}
+		platforms := platformNames(entries)
 		if depth == 0 {
 			res.info.Platforms = platforms
 		}
-		d, err := manifest.GetPlatformDesc(m, &plat)
+		d, err := descriptor.DescriptorListSearch(entries, descriptor.MatchOpt{Platform: &plat})
 		if err != nil {
 			info.Platforms = platforms
 			return nil, &kindError{kind: kindPlatformNotFound, err: fmt.Errorf("platform %s not found in %s", plat, r.CommonName())}
 		}
 		r = r.SetDigest(d.Digest.String())
-		m, err = rc.ManifestGet(ctx, r, regclient.WithManifestDesc(*d))
+		m, err = rc.ManifestGet(ctx, r, regclient.WithManifestDesc(d))
 		if err != nil {
 			return nil, fmt.Errorf("failed to get manifest for platform %s: %w", plat, err)
 		}
@@ -153,9 +154,10 @@ func requestedPlatform(s string) (platform.Platform, bool, error) {
 	return p, true, nil
 }
 
-// indexPlatforms lists the platforms in an index, without attestation
-// entries (unknown/unknown) and without duplicates.
-func indexPlatforms(m manifest.Manifest) ([]string, error) {
+// imageEntries returns an index's entries that can be images: entries
+// without a platform, and attestation entries (unknown/unknown), are left
+// out so they are never chosen.
+func imageEntries(m manifest.Manifest) ([]descriptor.Descriptor, error) {
 	indexer, ok := m.(manifest.Indexer)
 	if !ok {
 		return nil, unsupportedMediaType(fmt.Errorf("index media type %s is not supported", m.GetDescriptor().MediaType))
@@ -164,17 +166,27 @@ func indexPlatforms(m manifest.Manifest) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	platforms := []string{}
+	entries := []descriptor.Descriptor{}
 	for _, d := range dl {
-		if d.Platform == nil || d.Platform.OS == "unknown" {
+		if d.Platform == nil || d.Platform.OS == "unknown" || d.Platform.Architecture == "unknown" {
 			continue
 		}
-		s := d.Platform.String()
-		if !slices.Contains(platforms, s) {
-			platforms = append(platforms, s)
+		entries = append(entries, d)
+	}
+	return entries, nil
+}
+
+// platformNames lists the entries' platforms as "os/arch[/variant]", in
+// index order and without duplicates.
+func platformNames(entries []descriptor.Descriptor) []string {
+	names := []string{}
+	for _, d := range entries {
+		name := d.Platform.String()
+		if !slices.Contains(names, name) {
+			names = append(names, name)
 		}
 	}
-	return platforms, nil
+	return names
 }
 
 // readBlob reads a config blob, verifying its size and digest, without

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -33,6 +34,10 @@ type envelope struct {
 type operation struct {
 	done     chan struct{}
 	cancelFn context.CancelFunc
+	// stop cancels the operation with a cause, when the registry asks for
+	// a wait longer than the time left.
+	stop     context.CancelCauseFunc
+	deadline time.Time
 	client   *Client
 	logs     logSink
 
@@ -41,8 +46,9 @@ type operation struct {
 	err    error
 	info   *errorContext
 
-	mu         sync.Mutex
-	retryAfter *float64
+	mu          sync.Mutex
+	retryAfter  *float64
+	rateLimited bool
 }
 
 func (c *Client) start(raw []byte) *operation {
@@ -53,9 +59,11 @@ func (c *Client) start(raw []byte) *operation {
 	c.logs.minLevel.Store(req.LogLevel)
 
 	op := &operation{done: make(chan struct{}), client: c}
-	ctx := context.WithValue(c.ctx, opContextKey{}, op)
+	ctx, stop := context.WithCancelCause(context.WithValue(c.ctx, opContextKey{}, op))
+	op.stop = stop
 	if req.TimeoutMs > 0 {
-		ctx, op.cancelFn = context.WithTimeout(ctx, time.Duration(req.TimeoutMs)*time.Millisecond)
+		op.deadline = time.Now().Add(time.Duration(req.TimeoutMs) * time.Millisecond)
+		ctx, op.cancelFn = context.WithDeadline(ctx, op.deadline)
 	} else {
 		ctx, op.cancelFn = context.WithCancel(ctx)
 	}
@@ -66,6 +74,7 @@ func (c *Client) start(raw []byte) *operation {
 
 func (op *operation) run(ctx context.Context, req request) {
 	defer close(op.done)
+	defer op.stop(nil)
 	defer op.cancelFn()
 	defer func() {
 		if p := recover(); p != nil {
@@ -80,7 +89,7 @@ func (op *operation) run(ctx context.Context, req request) {
 	case "config":
 		result, err := fetchImageConfig(ctx, op.client.rc, req, op.info)
 		if err != nil {
-			op.err = contextError(ctx, err)
+			op.err = op.contextError(ctx, err)
 			return
 		}
 		op.result, op.body = result.info, result.config
@@ -91,7 +100,7 @@ func (op *operation) run(ctx context.Context, req request) {
 
 // failedOperation returns an operation that has already finished with err.
 func failedOperation(err error) *operation {
-	op := &operation{done: make(chan struct{}), cancelFn: func() {}, err: err}
+	op := &operation{done: make(chan struct{}), cancelFn: func() {}, stop: func(error) {}, err: err}
 	close(op.done)
 	liveOperations.Add(1)
 	return op
@@ -120,14 +129,24 @@ func (op *operation) envelope() []byte {
 	return out
 }
 
+// setRetryAfter records a 429's Retry-After. When the registry asks for a
+// longer wait than the call has left, the call stops at once: waiting
+// could only end in a timeout.
 func (op *operation) setRetryAfter(header string) {
-	seconds, ok := parseRetryAfter(header, time.Now())
-	if !ok {
-		return
-	}
+	now := time.Now()
 	op.mu.Lock()
-	op.retryAfter = &seconds
+	op.rateLimited = true
+	seconds, ok := parseRetryAfter(header, now)
+	if ok {
+		op.retryAfter = &seconds
+	}
 	op.mu.Unlock()
+
+	if ok && !op.deadline.IsZero() && now.Add(time.Duration(seconds*float64(time.Second))).After(op.deadline) {
+		op.stop(&kindError{kind: kindRateLimit, err: fmt.Errorf(
+			"rate limit exceeded [http 429]: the registry asked to wait %.0f s, more than the %.1f s left of the timeout",
+			seconds, op.deadline.Sub(now).Seconds())})
+	}
 }
 
 // wait reports whether the operation finished within d. A negative d waits
@@ -159,11 +178,22 @@ func (op *operation) cancel() {
 	op.cancelFn()
 }
 
-// contextError prefers the context's own error when the context ended,
-// because regclient may wrap a cancellation in an unrelated error.
-func contextError(ctx context.Context, err error) error {
-	if ctxErr := ctx.Err(); ctxErr != nil {
-		return fmt.Errorf("%w: %w", ctxErr, err)
+// contextError explains an error from a call whose context ended: a
+// rate-limit stop, or a timeout spent waiting on 429 answers, is a rate
+// limit; otherwise the context's own error wins, because regclient may wrap
+// a cancellation in an unrelated error.
+func (op *operation) contextError(ctx context.Context, err error) error {
+	if ctx.Err() == nil {
+		return err
 	}
-	return err
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, ctx.Err()) {
+		return fmt.Errorf("%w (%w)", cause, err)
+	}
+	op.mu.Lock()
+	rateLimited := op.rateLimited
+	op.mu.Unlock()
+	if rateLimited && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return &kindError{kind: kindRateLimit, err: fmt.Errorf("timed out while the registry answered 429 Too Many Requests: %w", err)}
+	}
+	return fmt.Errorf("%w: %w", ctx.Err(), err)
 }

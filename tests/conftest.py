@@ -6,6 +6,7 @@ import hashlib
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -53,10 +54,12 @@ def free_port() -> int:
 class Registry:
     """An olareg server on 127.0.0.1, stopped by stop()."""
 
-    def __init__(self, binary: Path, directory: Path, *extra: str) -> None:
-        self.port = free_port()
+    def __init__(self, binary: Path, directory: Path, *extra: str, port: int | None = None, scheme: str = "http", ca_file: Path | None = None) -> None:
+        self.port = port or free_port()
         self.host = f"127.0.0.1:{self.port}"
         self.directory = directory
+        self.scheme = scheme
+        self.ca_file = ca_file
         command = [str(binary), "serve", "--addr", "127.0.0.1", "--port", str(self.port), "--dir", str(directory), "--store-type", "mem", *extra]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self._wait_ready()
@@ -67,7 +70,8 @@ class Registry:
             if self.process.poll() is not None:
                 raise RuntimeError(f"olareg exited: {self.process.stderr.read().decode(errors='replace')}")
             try:
-                urllib.request.urlopen(f"http://{self.host}/v2/", timeout=1).close()
+                context = ssl.create_default_context(cafile=str(self.ca_file)) if self.ca_file else None
+                urllib.request.urlopen(f"{self.scheme}://{self.host}/v2/", timeout=1, context=context).close()
                 return
             except urllib.error.HTTPError:
                 return  # a 401 still means the server is up
@@ -170,3 +174,85 @@ def client(registry: Registry) -> Iterator[object]:
 def run_python(code: str, timeout: float = 60, **kwargs: object) -> subprocess.CompletedProcess[str]:
     """Run code in a fresh interpreter, so tests can observe import and fork from a clean start."""
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def token_registry(olareg_binary: Path, layouts: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Registry, "ProxyServer"]]:
+    """olareg with opaque bearer tokens, behind a counting proxy that also carries the token requests."""
+    from servers import ProxyServer
+
+    password_hash = subprocess.run(
+        [str(olareg_binary), "hash", "--pass", BASIC_PASSWORD], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    auth_file = tmp_path_factory.mktemp("token-auth") / "auth.yaml"
+    auth_file.write_text(
+        f'users:\n  {BASIC_USER}:\n    cred: "{password_hash}"\n'
+        f'acls:\n  - repo: "*"\n    members: ["{BASIC_USER}"]\n    access: ["read"]\n'
+        f'  - repo: ""\n    members: ["{BASIC_USER}"]\n    access: ["read"]\n'
+    )
+    port = free_port()
+    server = Registry(
+        olareg_binary, layouts, "--api-push=false", "--auth-token-opaque", str(auth_file), "--external-url", f"http://127.0.0.1:{port}", port=port
+    )
+    proxy = ProxyServer(server.host)
+    yield server, proxy
+    proxy.stop()
+    server.stop()
+
+
+class CertificateAuthority:
+    """A CA made for one test session, and a server certificate for 127.0.0.1 signed by it."""
+
+    def __init__(self, directory: Path) -> None:
+        import datetime
+        import ipaddress
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
+        now = datetime.datetime.now(datetime.timezone.utc)
+        ca_key = ec.generate_private_key(ec.SECP256R1())
+        ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "regclient-ext test CA")])
+        ca_cert = (
+            x509.CertificateBuilder()
+            .subject_name(ca_name)
+            .issuer_name(ca_name)
+            .public_key(ca_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+            .sign(ca_key, hashes.SHA256())
+        )
+        server_key = ec.generate_private_key(ec.SECP256R1())
+        server_cert = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+            .issuer_name(ca_name)
+            .public_key(server_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .sign(ca_key, hashes.SHA256())
+        )
+        self.ca_pem = ca_cert.public_bytes(serialization.Encoding.PEM).decode()
+        self.ca_file = directory / "ca.pem"
+        self.ca_file.write_text(self.ca_pem)
+        self.cert_file = directory / "server.pem"
+        self.cert_file.write_bytes(server_cert.public_bytes(serialization.Encoding.PEM))
+        self.key_file = directory / "server.key"
+        self.key_file.write_bytes(
+            server_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        )
+
+
+@pytest.fixture(scope="session")
+def tls_registry(olareg_binary: Path, layouts: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Registry, CertificateAuthority]]:
+    ca = CertificateAuthority(tmp_path_factory.mktemp("tls"))
+    server = Registry(olareg_binary, layouts, "--api-push=false", "--tls-cert", str(ca.cert_file), "--tls-key", str(ca.key_file), scheme="https", ca_file=ca.ca_file)
+    yield server, ca
+    server.stop()

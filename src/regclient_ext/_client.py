@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import re
 import threading
 from collections import OrderedDict
@@ -111,6 +112,13 @@ class Host:
 _HOST_NAME = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
 
 
+def _docker_config_file() -> str:
+    """Return docker's config.json as docker finds it (DOCKER_CONFIG, else ~/.docker), or "" if absent."""
+    directory = os.environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
+    path = os.path.join(directory, "config.json")
+    return path if os.path.isfile(path) else ""
+
+
 def _read_pem(name: str, value: str | None) -> str:
     """Return PEM text given as text or as a file path."""
     if value is None:
@@ -177,7 +185,8 @@ class Client:
         self._options = json.dumps(
             {
                 "hosts": [host._options() for host in host_list],
-                "docker_config": bool(docker_config),
+                "docker_config_file": _docker_config_file() if docker_config else "",
+                "path": os.environ.get("PATH", ""),
                 "docker_certs": bool(docker_certs),
                 "user_agent": user_agent or "",
                 "retry_limit": retry_limit or 0,
