@@ -2,10 +2,13 @@
 // hands its results back as bytes. It knows nothing of registries; the
 // Python layer decodes the JSON records and raises the public exceptions.
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "loader.h"
 
@@ -81,28 +84,90 @@ void client_free(uintptr_t client) {
     rcx::api().client_free(client);
 }
 
-// Run one request to completion and return (ok, metadata, body).
+py::tuple forked_result() { return py::make_tuple(false, py::bytes(kForkedRecord), py::bytes()); }
+
+// Return (ok, envelope, body) of a finished operation.
+py::tuple result_of(const rcx::Api &api, uintptr_t op) {
+    Buffer meta(api), body(api);
+    int code = api.op_result(op, &meta.data, &meta.size, &body.data, &body.size);
+    return py::make_tuple(code == rcx::kOK, meta.to_bytes(), body.to_bytes());
+}
+
+// Wait until every operation has finished, in slices with the GIL
+// released. A signal handler that raised (KeyboardInterrupt) ends the wait
+// with that exception; the callers' Operation destructors cancel the Go side.
+void wait_all(const rcx::Api &api, const std::vector<uintptr_t> &ops) {
+    for (uintptr_t op : ops) {
+        for (;;) {
+            int code;
+            {
+                py::gil_scoped_release release;
+                code = api.op_wait(op, kWaitSliceMs);
+            }
+            if (code == rcx::kOK) break;
+            if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+        }
+    }
+}
+
+// Run one request to completion and return (ok, envelope, body).
 py::tuple call(uintptr_t client, py::bytes request) {
-    if (rcx::forked_after_load()) return py::make_tuple(false, py::bytes(kForkedRecord), py::bytes());
+    if (rcx::forked_after_load()) return forked_result();
     const rcx::Api &api = rcx::api();
     std::string raw = request;
 
-    Operation op(api, api.op_start(client, raw.data(), raw.size()));
-    for (;;) {
-        int code;
-        {
-            py::gil_scoped_release release;
-            code = api.op_wait(op.handle, kWaitSliceMs);
-        }
-        if (code == rcx::kOK) break;
-        // A signal handler that raised (KeyboardInterrupt) ends the call;
-        // the Operation destructor cancels the Go side.
-        if (PyErr_CheckSignals() != 0) throw py::error_already_set();
-    }
+    Operation op(api, api.op_start(client, raw.data(), raw.size(), -1));
+    wait_all(api, {op.handle});
+    return result_of(api, op.handle);
+}
 
-    Buffer meta(api), body(api);
-    int code = api.op_result(op.handle, &meta.data, &meta.size, &body.data, &body.size);
-    return py::make_tuple(code == rcx::kOK, meta.to_bytes(), body.to_bytes());
+// Run many requests concurrently under one release of the GIL and return
+// their results in input order.
+py::list call_many(uintptr_t client, const std::vector<std::string> &requests) {
+    py::list results;
+    if (rcx::forked_after_load()) {
+        for (size_t i = 0; i < requests.size(); i++) results.append(forked_result());
+        return results;
+    }
+    const rcx::Api &api = rcx::api();
+
+    std::vector<std::unique_ptr<Operation>> ops;
+    std::vector<uintptr_t> handles;
+    ops.reserve(requests.size());
+    for (const std::string &raw : requests) {
+        ops.push_back(std::make_unique<Operation>(api, api.op_start(client, raw.data(), raw.size(), -1)));
+        handles.push_back(ops.back()->handle);
+    }
+    wait_all(api, handles);
+    for (uintptr_t handle : handles) results.append(result_of(api, handle));
+    return results;
+}
+
+// Start a request and return its operation handle at once. The Go side
+// writes the handle to notify_fd when the operation finishes; collect the
+// result with finish().
+py::object start(uintptr_t client, py::bytes request, int notify_fd) {
+    if (rcx::forked_after_load()) return py::none();
+    const rcx::Api &api = rcx::api();
+    std::string raw = request;
+    return py::int_(api.op_start(client, raw.data(), raw.size(), notify_fd));
+}
+
+// Return the result of a finished operation and free it.
+py::tuple finish(uintptr_t op) {
+    if (rcx::forked_after_load()) return forked_result();
+    const rcx::Api &api = rcx::api();
+    Operation owned(api, op);
+    return result_of(api, op);
+}
+
+void cancel(uintptr_t op) {
+    if (rcx::forked_after_load()) return;
+    rcx::api().op_cancel(op);
+}
+
+void preload() {
+    if (!rcx::forked_after_load()) rcx::api();
 }
 
 py::tuple stats() {
@@ -122,6 +187,13 @@ PYBIND11_MODULE(_native, m) {
           "Create a Go client from JSON options; return (handle, None) or (0, error record).");
     m.def("client_free", &client_free, py::arg("client"), "Release a Go client.");
     m.def("call", &call, py::arg("client"), py::arg("request"),
-          "Run a JSON request on a client with the GIL released; return (ok, metadata, body).");
+          "Run a JSON request on a client with the GIL released; return (ok, envelope, body).");
+    m.def("call_many", &call_many, py::arg("client"), py::arg("requests"),
+          "Run JSON requests concurrently with the GIL released; return their results in order.");
+    m.def("start", &start, py::arg("client"), py::arg("request"), py::arg("notify_fd"),
+          "Start a request; its handle is written to notify_fd when it finishes. None in a forked child.");
+    m.def("finish", &finish, py::arg("operation"), "Return (ok, envelope, body) of a finished operation and free it.");
+    m.def("cancel", &cancel, py::arg("operation"), "Ask a running operation to stop.");
+    m.def("preload", &preload, "Load the Go library now instead of on the first call.");
     m.def("stats", &stats, "Return the numbers of live Go client and operation handles.");
 }

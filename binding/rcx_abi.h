@@ -15,7 +15,7 @@ constexpr int kPending = 2;
 
 using ClientNewFn = int (*)(const char *opts, size_t opts_len, uintptr_t *client, char **err, size_t *err_len);
 using ClientFreeFn = void (*)(uintptr_t client);
-using OpStartFn = uintptr_t (*)(uintptr_t client, const char *req, size_t req_len);
+using OpStartFn = uintptr_t (*)(uintptr_t client, const char *req, size_t req_len, int notify_fd);
 using OpWaitFn = int (*)(uintptr_t op, int64_t timeout_ms);
 using OpCancelFn = void (*)(uintptr_t op);
 using OpResultFn = int (*)(uintptr_t op, char **meta, size_t *meta_len, char **body, size_t *body_len);

@@ -64,22 +64,31 @@ func rcx_client_free(client C.uintptr_t) {
 
 // rcx_op_start starts a request (JSON) on a client and returns an operation
 // handle at once. Errors, including a bad request, become the operation's
-// result.
+// result. When notifyFd is not negative, the operation writes its handle
+// (8 bytes, native byte order) to that file descriptor when it finishes, so
+// an event loop can wait for it without a thread.
 //
 //export rcx_op_start
-func rcx_op_start(client C.uintptr_t, req *C.char, reqLen C.size_t) (op C.uintptr_t) {
+func rcx_op_start(client C.uintptr_t, req *C.char, reqLen C.size_t, notifyFd C.int) (handle C.uintptr_t) {
 	raw := C.GoBytes(unsafe.Pointer(req), C.int(reqLen))
+	var op *operation
 	defer func() {
 		if p := recover(); p != nil {
-			op = C.uintptr_t(cgo.NewHandle(failedOperation(panicError(p))))
+			op = failedOperation(panicError(p))
+			handle = C.uintptr_t(cgo.NewHandle(op))
+			op.launch(uintptr(handle), int(notifyFd))
 		}
 	}()
 
 	c, ok := clientFromHandle(client)
-	if !ok {
-		return C.uintptr_t(cgo.NewHandle(failedOperation(&kindError{kind: kindCanceled, err: errors.New("the client is closed")})))
+	if ok {
+		op = c.newOperation(raw)
+	} else {
+		op = failedOperation(&kindError{kind: kindCanceled, err: errors.New("the client is closed")})
 	}
-	return C.uintptr_t(cgo.NewHandle(c.start(raw)))
+	handle = C.uintptr_t(cgo.NewHandle(op))
+	op.launch(uintptr(handle), int(notifyFd))
+	return handle
 }
 
 // clientFromHandle resolves a client handle. A handle freed by
@@ -156,11 +165,18 @@ func rcx_op_free(op C.uintptr_t) {
 	defer recoverSilently()
 	h := cgo.Handle(op)
 	o := h.Value().(*operation)
+	release := func() {
+		h.Delete()
+		liveOperations.Add(-1)
+	}
+	if o.wait(0) {
+		release()
+		return
+	}
 	o.cancel()
 	go func() {
 		o.wait(-1)
-		h.Delete()
-		liveOperations.Add(-1)
+		release()
 	}()
 }
 

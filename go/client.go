@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -12,6 +13,24 @@ import (
 	"github.com/regclient/regclient"
 	"github.com/regclient/regclient/config"
 )
+
+// defaultConcurrency is the number of requests in flight to one host,
+// enough for a thread pool of a few dozen workers. regclient's own default
+// of 3 would queue the requests of a dozen threads behind each other.
+const defaultConcurrency = 32
+
+// maxIdleConnsPerHost is how many keep-alive connections each host keeps,
+// so concurrent calls reuse connections instead of opening new ones. Go's
+// default of 2 would close most of them after every burst.
+const maxIdleConnsPerHost = defaultConcurrency
+
+func init() {
+	// regclient clones http.DefaultTransport for each host. This runtime
+	// belongs to this library alone, so changing the global is safe.
+	if t, ok := http.DefaultTransport.(*http.Transport); ok {
+		t.MaxIdleConnsPerHost = maxIdleConnsPerHost
+	}
+}
 
 // liveClients and liveOperations count handles not yet freed, for the
 // diagnostics that tests use to find leaks.
@@ -30,6 +49,8 @@ type clientOptions struct {
 	DockerCerts      bool   `json:"docker_certs"`
 	UserAgent        string `json:"user_agent"`
 	RetryLimit       int    `json:"retry_limit"`
+	// CacheBytes bounds the manifest and config cache; 0 turns it off.
+	CacheBytes int64 `json:"cache_bytes"`
 	// Path is Python's current PATH, where credential helpers are found.
 	Path string `json:"path"`
 }
@@ -54,6 +75,7 @@ type hostOptions struct {
 // life of a Python client. Closing it cancels the operations still running.
 type Client struct {
 	rc     *regclient.RegClient
+	cache  *contentCache
 	ctx    context.Context
 	cancel context.CancelFunc
 	logs   logSink
@@ -65,9 +87,14 @@ func newClient(raw []byte) (*Client, error) {
 		return nil, invalidArgument(fmt.Errorf("invalid client options: %w", err))
 	}
 
-	c := &Client{}
+	c := &Client{cache: newContentCache(opts.CacheBytes)}
 	c.logs.minLevel.Store(pyWarning)
-	rcOpts := []regclient.Opt{regclient.WithSlog(slog.New(&sinkHandler{sink: &c.logs}))}
+	// The host default comes first so hosts read from docker's config get it too.
+	defaultHost := config.Host{ReqConcurrent: defaultConcurrency}
+	rcOpts := []regclient.Opt{
+		regclient.WithConfigHostDefault(defaultHost),
+		regclient.WithSlog(slog.New(&sinkHandler{sink: &c.logs})),
+	}
 	if opts.DockerConfigFile != "" {
 		syncPath(opts.Path)
 		rcOpts = append(rcOpts, regclient.WithDockerCredsFile(opts.DockerConfigFile))
@@ -134,6 +161,7 @@ func (h hostOptions) configHost() (*config.Host, error) {
 	for _, mirror := range h.Mirrors {
 		host.Mirrors = append(host.Mirrors, dockerHubName(mirror))
 	}
+	host.ReqConcurrent = defaultConcurrency
 	if h.Concurrency > 0 {
 		host.ReqConcurrent = h.Concurrency
 	}

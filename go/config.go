@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -47,7 +48,8 @@ type configResult struct {
 // fetchImageConfig resolves an image reference to one platform's manifest
 // and returns its config blob exactly as stored. It fills info as it learns
 // the reference and the registry, so errors can name them.
-func fetchImageConfig(ctx context.Context, rc *regclient.RegClient, req request, info *errorContext) (*configResult, error) {
+func fetchImageConfig(ctx context.Context, c *Client, req request, info *errorContext) (*configResult, error) {
+	rc := c.rc
 	r, err := ref.New(req.Image)
 	if err != nil {
 		return nil, err
@@ -60,7 +62,7 @@ func fetchImageConfig(ctx context.Context, rc *regclient.RegClient, req request,
 		return nil, err
 	}
 
-	m, err := rc.ManifestGet(ctx, r)
+	m, err := c.getManifest(ctx, r, nil)
 	if err != nil {
 		return nil, fmt.Errorf("failed to get manifest: %w", err)
 	}
@@ -90,7 +92,7 @@ func fetchImageConfig(ctx context.Context, rc *regclient.RegClient, req request,
 			return nil, &kindError{kind: kindPlatformNotFound, err: fmt.Errorf("platform %s not found in %s", plat, r.CommonName())}
 		}
 		r = r.SetDigest(d.Digest.String())
-		m, err = rc.ManifestGet(ctx, r, regclient.WithManifestDesc(d))
+		m, err = c.getManifest(ctx, r, &d)
 		if err != nil {
 			return nil, fmt.Errorf("failed to get manifest for platform %s: %w", plat, err)
 		}
@@ -112,9 +114,13 @@ func fetchImageConfig(ctx context.Context, rc *regclient.RegClient, req request,
 		return nil, err
 	}
 
-	body, err := readBlob(ctx, rc, r, cd)
-	if err != nil {
-		return nil, err
+	body := c.cache.getConfig(cd.Digest.String())
+	if body == nil {
+		body, err = readBlob(ctx, rc, r, cd)
+		if err != nil {
+			return nil, err
+		}
+		c.cache.putConfig(cd.Digest.String(), body)
 	}
 	configPlat, err := configPlatform(body)
 	if err != nil {
@@ -140,6 +146,47 @@ func parseReference(image string) (any, error) {
 		return nil, err
 	}
 	return map[string]string{"reference": r.CommonName(), "registry": registryName(r), "scheme": r.Scheme}, nil
+}
+
+// getManifest returns the manifest r names. A manifest addressed by digest
+// comes from the cache when it is there. A tag seen before is revalidated
+// with one HEAD request, whose digest then usually hits the cache; a new
+// tag is fetched with one GET.
+func (c *Client) getManifest(ctx context.Context, r ref.Ref, desc *descriptor.Descriptor) (manifest.Manifest, error) {
+	if r.Digest != "" {
+		if m := c.cache.getManifest(r.Digest); m != nil {
+			return m, nil
+		}
+		opts := []regclient.ManifestOpts{}
+		if desc != nil {
+			opts = append(opts, regclient.WithManifestDesc(*desc))
+		}
+		m, err := c.rc.ManifestGet(ctx, r, opts...)
+		if err != nil {
+			return nil, err
+		}
+		c.cache.putManifest(m)
+		return m, nil
+	}
+
+	tag := r.CommonName()
+	if c.cache.tagSeen(tag) {
+		head, err := c.rc.ManifestHead(ctx, r)
+		if errors.Is(err, errs.ErrNotFound) {
+			return nil, err
+		}
+		// Other HEAD failures (some registries reject HEAD) fall back to GET.
+		if err == nil && head.GetDescriptor().Digest != "" {
+			return c.getManifest(ctx, r.SetDigest(head.GetDescriptor().Digest.String()), nil)
+		}
+	}
+	m, err := c.rc.ManifestGet(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	c.cache.addTag(tag)
+	c.cache.putManifest(m)
+	return m, nil
 }
 
 // requestedPlatform parses the platform string; empty means the host's.

@@ -39,6 +39,8 @@ type operation struct {
 	stop     context.CancelCauseFunc
 	deadline time.Time
 	client   *Client
+	req      request
+	ctx      context.Context
 	logs     logSink
 
 	result any
@@ -51,14 +53,15 @@ type operation struct {
 	rateLimited bool
 }
 
-func (c *Client) start(raw []byte) *operation {
+// newOperation prepares a request; launch starts it once it has a handle.
+func (c *Client) newOperation(raw []byte) *operation {
 	var req request
 	if err := json.Unmarshal(raw, &req); err != nil {
 		return failedOperation(invalidArgument(fmt.Errorf("invalid request: %w", err)))
 	}
 	c.logs.minLevel.Store(req.LogLevel)
 
-	op := &operation{done: make(chan struct{}), client: c}
+	op := &operation{done: make(chan struct{}), client: c, req: req}
 	ctx, stop := context.WithCancelCause(context.WithValue(c.ctx, opContextKey{}, op))
 	op.stop = stop
 	if req.TimeoutMs > 0 {
@@ -67,9 +70,27 @@ func (c *Client) start(raw []byte) *operation {
 	} else {
 		ctx, op.cancelFn = context.WithCancel(ctx)
 	}
-	liveOperations.Add(1)
-	go op.run(ctx, req)
+	op.ctx = ctx
 	return op
+}
+
+// launch runs the operation on its own goroutine, or only notifies when it
+// has already failed. handle is written to notifyFd when it finishes.
+func (op *operation) launch(handle uintptr, notifyFd int) {
+	liveOperations.Add(1)
+	notify := func() {
+		if notifyFd >= 0 {
+			notifyDone(notifyFd, handle)
+		}
+	}
+	if op.ctx == nil {
+		notify()
+		return
+	}
+	go func() {
+		op.run(op.ctx, op.req)
+		notify()
+	}()
 }
 
 func (op *operation) run(ctx context.Context, req request) {
@@ -87,7 +108,7 @@ func (op *operation) run(ctx context.Context, req request) {
 	case "parse":
 		op.result, op.err = parseReference(req.Image)
 	case "config":
-		result, err := fetchImageConfig(ctx, op.client.rc, req, op.info)
+		result, err := fetchImageConfig(ctx, op.client, req, op.info)
 		if err != nil {
 			op.err = op.contextError(ctx, err)
 			return
@@ -102,7 +123,6 @@ func (op *operation) run(ctx context.Context, req request) {
 func failedOperation(err error) *operation {
 	op := &operation{done: make(chan struct{}), cancelFn: func() {}, stop: func(error) {}, err: err}
 	close(op.done)
-	liveOperations.Add(1)
 	return op
 }
 

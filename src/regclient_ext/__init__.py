@@ -7,7 +7,10 @@ package does not start the Go runtime; the first call does.
     >>> config = regclient_ext.get_image_config("ocidir://tests/data/regclient-testrepo:v1")
 """
 
-from ._client import Client, Host, ImageInfo, get_image_config, inspect_image
+from ._async import AsyncClient
+from ._client import Client, ImageInfo
+from ._default import get_image_config, inspect_image
+from ._host import Host
 from ._version import __version__
 from .errors import (
     AuthenticationError,
@@ -29,6 +32,7 @@ from .errors import (
 )
 
 __all__ = [
+    "AsyncClient",
     "AuthenticationError",
     "Client",
     "ClientClosedError",

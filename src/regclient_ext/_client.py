@@ -1,4 +1,4 @@
-"""The Client class, its Host settings and the module-level functions."""
+"""Client: a long-lived registry client, and what its calls return."""
 
 from __future__ import annotations
 
@@ -6,133 +6,24 @@ import json
 import logging
 import math
 import os
-import re
 import threading
-from collections import OrderedDict
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 from . import _native
+from ._host import Host
+from ._validate import check_platform, check_timeout, require_str
 from .errors import ClientClosedError, RegclientError, error_from_record
 
-__all__ = ["Client", "Host", "ImageInfo", "get_image_config", "inspect_image"]
+__all__ = ["DEFAULT_CACHE_SIZE", "DEFAULT_TIMEOUT", "Client", "ImageInfo"]
 
 logger = logging.getLogger("regclient_ext")
 
-TLS_MODES = ("enabled", "disabled", "insecure")
 DEFAULT_TIMEOUT = 30.0
-
-
-@dataclass(frozen=True)
-class Host:
-    """Settings for one registry host.
-
-    ``name`` is the registry as it appears in image references, with a port
-    if it has one ("registry.example.com:5000"). "docker.io",
-    "index.docker.io" and "registry-1.docker.io" all mean Docker Hub.
-    ``tls`` is "enabled" (HTTPS, verified), "disabled" (plain HTTP) or
-    "insecure" (HTTPS without certificate verification). ``ca_cert``,
-    ``client_cert`` and ``client_key`` take PEM text or a file path.
-    ``token`` is an identity token, as ``docker login`` stores for some
-    registries. ``mirrors`` names other hosts to try first for this one.
-    ``concurrency`` bounds parallel requests to this host and
-    ``requests_per_second`` their rate.
-    """
-
-    name: str
-    tls: str = "enabled"
-    ca_cert: str | None = field(default=None, repr=False)
-    client_cert: str | None = field(default=None, repr=False)
-    client_key: str | None = field(default=None, repr=False)
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    token: str | None = field(default=None, repr=False)
-    mirrors: tuple[str, ...] = ()
-    concurrency: int | None = None
-    requests_per_second: float | None = None
-
-    def __post_init__(self) -> None:
-        _require_str("name", self.name)
-        if not _HOST_NAME.fullmatch(self.name):
-            raise ValueError(f"invalid host name {self.name!r}: expected host[:port], such as registry.example.com:5000")
-        if self.tls not in TLS_MODES:
-            raise ValueError(f"invalid tls {self.tls!r} for host {self.name}: expected one of {', '.join(TLS_MODES)}")
-        for name in ("ca_cert", "client_cert", "client_key", "username", "password", "token"):
-            value = getattr(self, name)
-            if value is not None:
-                _require_str(name, value)
-                if "\0" in value:
-                    raise ValueError(f"{name} for host {self.name} contains a NUL character")
-        if (self.client_cert is None) != (self.client_key is None):
-            raise ValueError(f"client_cert and client_key for host {self.name} must be given together")
-        if isinstance(self.mirrors, str):
-            raise TypeError("mirrors must be a sequence of host names, not a str")
-        object.__setattr__(self, "mirrors", tuple(self.mirrors))
-        for mirror in self.mirrors:
-            _require_str("mirror", mirror)
-            if not _HOST_NAME.fullmatch(mirror):
-                raise ValueError(f"invalid mirror {mirror!r} for host {self.name}: expected host[:port]")
-        if self.concurrency is not None and (type(self.concurrency) is not int or not 1 <= self.concurrency <= 1024):
-            raise ValueError(f"concurrency for host {self.name} must be an int from 1 to 1024, got {self.concurrency!r}")
-        rate = self.requests_per_second
-        if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate < math.inf):
-            raise ValueError(f"requests_per_second for host {self.name} must be a positive number, got {rate!r}")
-
-    def __repr__(self) -> str:
-        parts = [f"name={self.name!r}", f"tls={self.tls!r}"]
-        if self.username is not None:
-            parts.append(f"username={self.username!r}")
-        parts.extend(f"{name}='***'" for name in ("password", "token", "client_key") if getattr(self, name) is not None)
-        if self.mirrors:
-            parts.append(f"mirrors={self.mirrors!r}")
-        return f"Host({', '.join(parts)})"
-
-    def _secrets(self) -> tuple[str, ...]:
-        return tuple(value for value in (self.password, self.token) if value)
-
-    def _options(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "tls": self.tls,
-            "ca_cert": _read_pem("ca_cert", self.ca_cert),
-            "client_cert": _read_pem("client_cert", self.client_cert),
-            "client_key": _read_pem("client_key", self.client_key),
-            "username": self.username or "",
-            "password": self.password or "",
-            "token": self.token or "",
-            "mirrors": list(self.mirrors),
-            "concurrency": self.concurrency or 0,
-            "requests_per_second": float(self.requests_per_second or 0),
-        }
-
-
-# host[:port]: a DNS name, an IPv4 address or a bracketed IPv6 address.
-_HOST_NAME = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
-
-
-def _docker_config_file() -> str:
-    """Return docker's config.json as docker finds it (DOCKER_CONFIG, else ~/.docker), or "" if absent."""
-    directory = os.environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
-    path = os.path.join(directory, "config.json")
-    return path if os.path.isfile(path) else ""
-
-
-def _read_pem(name: str, value: str | None) -> str:
-    """Return PEM text given as text or as a file path."""
-    if value is None:
-        return ""
-    if "-----BEGIN" in value:
-        return value
-    try:
-        with open(value, encoding="ascii") as file:
-            text = file.read()
-    except (OSError, UnicodeDecodeError) as error:
-        raise ValueError(f"{name}: cannot read PEM file {value!r}: {error}") from None
-    if "-----BEGIN" not in text:
-        raise ValueError(f"{name}: {value!r} is not a PEM file")
-    return text
+# Manifests and configs are a few KiB each, so 32 MiB holds thousands.
+DEFAULT_CACHE_SIZE = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -155,13 +46,8 @@ class ImageInfo:
     platforms: tuple[str, ...]
 
 
-class Client:
-    """A registry client that keeps its connections and tokens between calls.
-
-    Safe to share between threads. The Go library is loaded on the first
-    call, not when the client is made, so a client may be created before
-    the process forks. Use it as a context manager, or call close().
-    """
+class BaseClient:
+    """Options, the Go client handle and result decoding, shared by Client and AsyncClient."""
 
     def __init__(
         self,
@@ -172,16 +58,21 @@ class Client:
         user_agent: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         retry_limit: int | None = None,
+        cache_size: int = DEFAULT_CACHE_SIZE,
     ) -> None:
         host_list = list(hosts)
         for host in host_list:
             if not isinstance(host, Host):
                 raise TypeError(f"hosts must contain Host objects, got {type(host).__name__}")
         if user_agent is not None:
-            _require_str("user_agent", user_agent)
-        if retry_limit is not None and (type(retry_limit) is not int or retry_limit < 0):
-            raise ValueError(f"retry_limit must be a non-negative int or None, got {retry_limit!r}")
-        self._timeout = _check_timeout(timeout)
+            require_str("user_agent", user_agent)
+            if "\0" in user_agent or "\n" in user_agent or "\r" in user_agent:
+                raise ValueError("user_agent must not contain NUL or line breaks")
+        if retry_limit is not None and (type(retry_limit) is not int or not 0 <= retry_limit <= 100):
+            raise ValueError(f"retry_limit must be an int from 0 to 100, or None, got {retry_limit!r}")
+        if type(cache_size) is not int or cache_size < 0:
+            raise ValueError(f"cache_size must be a non-negative int (bytes), got {cache_size!r}")
+        self._timeout = check_timeout(timeout)
         self._options = json.dumps(
             {
                 "hosts": [host._options() for host in host_list],
@@ -190,6 +81,7 @@ class Client:
                 "docker_certs": bool(docker_certs),
                 "user_agent": user_agent or "",
                 "retry_limit": retry_limit or 0,
+                "cache_bytes": cache_size,
             }
         ).encode()
         self._secrets = tuple(secret for host in host_list for secret in host._secrets())
@@ -200,22 +92,16 @@ class Client:
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
-        return f"<regclient_ext.Client hosts={list(self._hosts)!r} {state}>"
-
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        self.close()
+        return f"<regclient_ext.{type(self).__name__} hosts={list(self._hosts)!r} {state}>"
 
     def __del__(self) -> None:
         try:
-            self.close()
+            self._free()
         except Exception:  # noqa: BLE001 - never raise from a finalizer
             pass
 
-    def close(self) -> None:
-        """Release the Go client. Calls still running end with ClientClosedError."""
+    def _free(self) -> None:
+        """Release the Go client; calls still running end with ClientClosedError."""
         with self._lock:
             if self._closed:
                 return
@@ -224,18 +110,49 @@ class Client:
         if handle:
             _native.client_free(handle)
 
-    def get_image_config(self, image: str, *, platform: str | None = None, timeout: float | None = None) -> dict[str, Any]:
-        """Return the config of ``image`` for ``platform`` (default: the host's) as a dict.
+    def _acquire(self) -> int:
+        """Return the Go client handle, creating it on first use."""
+        with self._lock:
+            if self._closed:
+                raise ClientClosedError("the client is closed; create a new one")
+            if not self._handle:
+                handle, error = _native.client_new(self._options)
+                if error is not None:
+                    raise error_from_record(json.loads(error)["error"], self._secrets)
+                self._handle = handle
+            return self._handle
 
-        The dict is the config blob exactly as the registry stores it,
-        parsed as JSON, with every field kept.
-        """
-        _, config = self._fetch(image, platform, timeout)
-        return config
+    def _config_request(self, image: object, platform: object, timeout: object) -> bytes:
+        require_str("image", image)
+        seconds = self._timeout if timeout is None else check_timeout(timeout)
+        request = {
+            "kind": "config",
+            "image": image,
+            "platform": check_platform(platform),
+            "timeout_ms": math.ceil(seconds * 1000),
+            "log_level": logger.getEffectiveLevel(),
+        }
+        return json.dumps(request).encode()
 
-    def inspect_image(self, image: str, *, platform: str | None = None, timeout: float | None = None) -> ImageInfo:
-        """Return the digests, media type, platforms and config of ``image``."""
-        meta, config = self._fetch(image, platform, timeout)
+    def _decode(self, result: tuple[bool, bytes, bytes]) -> tuple[dict[str, Any], bytes]:
+        """Log the records of a native result, then return its metadata and body or raise its error."""
+        ok, meta, body = result
+        envelope = json.loads(meta)
+        for record in envelope.get("logs") or ():
+            level = int(record.get("level", logging.WARNING))
+            if logger.isEnabledFor(level):
+                logger.log(level, "%s", _mask(str(record.get("message", "")), self._secrets))
+        if not ok:
+            raise error_from_record(envelope["error"], self._secrets)
+        return envelope["result"], body
+
+    def _config(self, result: tuple[bool, bytes, bytes]) -> dict[str, Any]:
+        meta, body = self._decode(result)
+        logger.debug("fetched config %s for %s", meta["config_digest"], meta["reference"])
+        return json.loads(body)
+
+    def _image_info(self, result: tuple[bool, bytes, bytes]) -> ImageInfo:
+        meta, body = self._decode(result)
         return ImageInfo(
             reference=meta["reference"],
             digest=meta["digest"],
@@ -243,52 +160,75 @@ class Client:
             config_digest=meta["config_digest"],
             media_type=meta["media_type"],
             platform=meta["platform"],
-            config=config,
+            config=json.loads(body),
             platforms=tuple(meta["platforms"]),
         )
 
-    def _fetch(self, image: str, platform: str | None, timeout: float | None) -> tuple[dict[str, Any], dict[str, Any]]:
-        _require_str("image", image)
-        if platform is not None:
-            _require_str("platform", platform)
-        seconds = self._timeout if timeout is None else _check_timeout(timeout)
-        request = {"kind": "config", "image": image, "platform": platform or "", "timeout_ms": math.ceil(seconds * 1000)}
-        meta, body = self._call(request)
-        logger.debug("fetched config %s for %s", meta["config_digest"], meta["reference"])
-        return meta, json.loads(body)
+    def _config_or_error(self, result: tuple[bool, bytes, bytes], return_exceptions: bool) -> dict[str, Any] | RegclientError:
+        try:
+            return self._config(result)
+        except RegclientError as error:
+            if return_exceptions:
+                return error
+            raise
+
+
+class Client(BaseClient):
+    """A registry client that keeps its connections, tokens and caches between calls.
+
+    Safe to share between threads. The Go library is loaded on the first
+    call, not when the client is made, so a client may be created before
+    the process forks. Use it as a context manager, or call close().
+
+    ``cache_size`` bounds, in bytes, the in-memory cache of manifests and
+    configs addressed by digest; 0 turns it off. With the cache, a repeated
+    lookup of an unchanged tag costs one HEAD request.
+    """
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the Go client. Calls still running end with ClientClosedError."""
+        self._free()
+
+    def get_image_config(self, image: str, *, platform: str | None = None, timeout: float | None = None) -> dict[str, Any]:
+        """Return the config of ``image`` for ``platform`` (default: the host's) as a dict.
+
+        The dict is the config blob exactly as the registry stores it,
+        parsed as JSON, with every field kept.
+        """
+        return self._config(self._call(self._config_request(image, platform, timeout)))
+
+    def inspect_image(self, image: str, *, platform: str | None = None, timeout: float | None = None) -> ImageInfo:
+        """Return the digests, media type, platforms and config of ``image``."""
+        return self._image_info(self._call(self._config_request(image, platform, timeout)))
+
+    def get_image_configs(
+        self, images: Sequence[str], *, platform: str | None = None, timeout: float | None = None, return_exceptions: bool = False
+    ) -> list[Any]:
+        """Return the configs of many images, fetched concurrently, in input order.
+
+        With ``return_exceptions=True`` a failed lookup puts its
+        RegclientError in the list instead of raising the first one.
+        """
+        if isinstance(images, (str, bytes)):
+            raise TypeError("images must be a sequence of image references, not a single str")
+        requests = [self._config_request(image, platform, timeout) for image in images]
+        results = _native.call_many(self._acquire(), requests)
+        return [self._config_or_error(result, return_exceptions) for result in results]
 
     def _parse(self, image: str) -> dict[str, Any]:
         """Parse an image reference in Go; returns reference, registry and scheme."""
-        meta, _ = self._call({"kind": "parse", "image": image})
+        require_str("image", image)
+        meta, _ = self._decode(self._call(json.dumps({"kind": "parse", "image": image}).encode()))
         return meta
 
-    def _call(self, request: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
-        request["log_level"] = logger.getEffectiveLevel()
-        ok, meta, body = _native.call(self._acquire(), json.dumps(request).encode())
-        envelope = json.loads(meta)
-        self._emit_logs(envelope.get("logs") or ())
-        if not ok:
-            raise error_from_record(envelope["error"], self._secrets)
-        return envelope["result"], body
-
-    def _emit_logs(self, records: Iterable[dict[str, Any]]) -> None:
-        """Log the Go side's records under this package's logger, with secrets masked."""
-        for record in records:
-            level = int(record.get("level", logging.WARNING))
-            if logger.isEnabledFor(level):
-                logger.log(level, "%s", _mask(str(record.get("message", "")), self._secrets))
-
-    def _acquire(self) -> int:
-        """Return the Go client handle, creating it on first use."""
-        with self._lock:
-            if self._closed:
-                raise ClientClosedError("the client is closed; create a new Client")
-            if not self._handle:
-                handle, error = _native.client_new(self._options)
-                if error is not None:
-                    raise error_from_record(json.loads(error)["error"], self._secrets)
-                self._handle = handle
-            return self._handle
+    def _call(self, request: bytes) -> tuple[bool, bytes, bytes]:
+        return _native.call(self._acquire(), request)
 
 
 def _mask(text: str, secrets: Iterable[str]) -> str:
@@ -298,87 +238,10 @@ def _mask(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
-def _require_str(name: str, value: object) -> None:
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+def _docker_config_file() -> str:
+    """Return docker's config.json as docker finds it (DOCKER_CONFIG, else ~/.docker), or "" if absent."""
+    directory = os.environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
+    path = os.path.join(directory, "config.json")
+    return path if os.path.isfile(path) else ""
 
 
-def _check_timeout(timeout: object) -> float:
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-        raise TypeError(f"timeout must be a number of seconds, got {type(timeout).__name__}")
-    if not (0 < timeout <= 24 * 3600) or math.isnan(timeout):
-        raise ValueError(f"timeout must be more than 0 and at most 86400 seconds, got {timeout!r}")
-    return float(timeout)
-
-
-# Clients for the module-level functions: one default, plus one per set of
-# credentials and TLS settings, least recently used first.
-_MAX_CACHED_CLIENTS = 32
-_clients_lock = threading.Lock()
-_default_client: Client | None = None
-_cached_clients: OrderedDict[tuple[Host, ...], Client] = OrderedDict()
-
-
-def _shared_client(hosts: tuple[Host, ...] = ()) -> Client:
-    global _default_client
-    with _clients_lock:
-        if not hosts:
-            if _default_client is None:
-                _default_client = Client()
-            return _default_client
-        client = _cached_clients.pop(hosts, None) or Client(hosts=hosts)
-        _cached_clients[hosts] = client
-        if len(_cached_clients) > _MAX_CACHED_CLIENTS:
-            _, evicted = _cached_clients.popitem(last=False)
-            evicted.close()
-        return client
-
-
-def _hosts_for_call(image: str, username: str | None, password: str | None, tls_hostname: str | None, tls: str | None) -> tuple[Host, ...]:
-    """Build the host entries that the per-call credentials and TLS mode ask for."""
-    if username is None and password is None and tls is None:
-        if tls_hostname is not None:
-            raise ValueError("tls_hostname needs tls: pass tls='enabled', 'disabled' or 'insecure'")
-        return ()
-    if (username is None) != (password is None):
-        raise ValueError("username and password must be given together")
-    _require_str("image", image)
-    registry = _shared_client()._parse(image)
-    if registry["scheme"] != "reg":
-        return ()
-
-    registry_name = registry["registry"]
-    tls_host = tls_hostname if tls_hostname is not None else registry_name
-    hosts = []
-    if username is not None or tls_host == registry_name:
-        hosts.append(Host(registry_name, tls=tls if tls and tls_host == registry_name else "enabled", username=username, password=password))
-    if tls and tls_host != registry_name:
-        hosts.append(Host(tls_host, tls=tls))
-    return tuple(hosts)
-
-
-def get_image_config(
-    image: str,
-    *,
-    platform: str | None = None,
-    username: str | None = None,
-    password: str | None = None,
-    tls_hostname: str | None = None,
-    tls: str | None = None,
-    timeout: float = DEFAULT_TIMEOUT,
-) -> dict[str, Any]:
-    """Return the config of ``image`` as a dict, using a shared client.
-
-    ``username`` and ``password`` apply to the image's registry. ``tls`` is
-    "enabled", "disabled" (plain HTTP) or "insecure" (no certificate
-    verification) and applies to the image's registry, or to
-    ``tls_hostname`` when that is given. ``platform`` is
-    "os/arch[/variant]" and defaults to the host's.
-    """
-    hosts = _hosts_for_call(image, username, password, tls_hostname, tls)
-    return _shared_client(hosts).get_image_config(image, platform=platform, timeout=timeout)
-
-
-def inspect_image(image: str, *, platform: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> ImageInfo:
-    """Return the digests, platforms and config of ``image``, using the shared default client."""
-    return _shared_client().inspect_image(image, platform=platform, timeout=timeout)

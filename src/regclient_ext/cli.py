@@ -8,7 +8,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from ._client import TLS_MODES, get_image_config
+from ._default import get_image_config
+from ._host import TLS_MODES
 from ._version import __version__
 from .errors import RegclientError
 

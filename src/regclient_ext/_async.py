@@ -1,0 +1,151 @@
+"""AsyncClient: the Client API as coroutines, without a thread per call.
+
+Each operation runs on a goroutine. When it finishes, the Go side writes
+its handle to a pipe that the event loop watches with add_reader, and the
+loop collects the result. A thousand concurrent calls use no extra threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any
+
+from . import _native
+from ._client import BaseClient, ImageInfo
+from .errors import RegclientError
+
+__all__ = ["AsyncClient"]
+
+# Each finished operation writes its handle as one native-endian uint64.
+_RECORD_SIZE = 8
+_READ_SIZE = _RECORD_SIZE * 512
+
+
+class AsyncClient(BaseClient):
+    """An asyncio registry client with the same constructor and methods as Client.
+
+    It belongs to the event loop of its first call. Cancelling the task
+    that awaits a call cancels the Go operation. Close it with ``await
+    client.aclose()`` or ``async with``.
+    """
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._read_fd = -1
+        self._write_fd = -1
+        self._pending = b""
+        # Operations started and not yet collected, with the futures awaiting them.
+        self._waiters: dict[int, asyncio.Future[tuple[bool, bytes, bytes]]] = {}
+        self._drained: asyncio.Event | None = None
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.aclose()
+
+    async def get_image_config(self, image: str, *, platform: str | None = None, timeout: float | None = None) -> dict[str, Any]:
+        """Return the config of ``image`` for ``platform`` (default: the host's) as a dict."""
+        return self._config(await self._run(self._config_request(image, platform, timeout)))
+
+    async def inspect_image(self, image: str, *, platform: str | None = None, timeout: float | None = None) -> ImageInfo:
+        """Return the digests, media type, platforms and config of ``image``."""
+        return self._image_info(await self._run(self._config_request(image, platform, timeout)))
+
+    async def get_image_configs(
+        self, images: Sequence[str], *, platform: str | None = None, timeout: float | None = None, return_exceptions: bool = False
+    ) -> list[Any]:
+        """Return the configs of many images, fetched concurrently, in input order."""
+        if isinstance(images, (str, bytes)):
+            raise TypeError("images must be a sequence of image references, not a single str")
+        requests = [self._config_request(image, platform, timeout) for image in images]
+        results = await asyncio.gather(*(self._run(request) for request in requests))
+        return [self._config_or_error(result, return_exceptions) for result in results]
+
+    async def aclose(self) -> None:
+        """Cancel the calls still running, wait for the Go side to let go of them, and release the client."""
+        if self._waiters and self._loop is not None:
+            for operation in list(self._waiters):
+                _native.cancel(operation)
+            assert self._drained is not None
+            await self._drained.wait()
+        self._stop_watching()
+        self._free()
+
+    def __del__(self) -> None:
+        # Operations still running would write to the pipe, so it stays open
+        # (and the Go client alive) until they are done; only a collected
+        # client with nothing in flight releases them here.
+        if not self._waiters:
+            self._stop_watching()
+            super().__del__()
+
+    async def _run(self, request: bytes) -> tuple[bool, bytes, bytes]:
+        loop = asyncio.get_running_loop()
+        if sys.platform == "win32":
+            # NOTE: Windows waits on a thread per call: the loop cannot watch a pipe there. Not tested in CI.
+            handle = await loop.run_in_executor(None, self._acquire)
+            return await loop.run_in_executor(None, _native.call, handle, request)
+
+        self._watch(loop)
+        if not self._handle:
+            # Loading Go and reading docker's config can take tens of milliseconds.
+            await loop.run_in_executor(None, self._acquire)
+        operation = _native.start(self._acquire(), request, self._write_fd)
+        if operation is None:
+            return _native.call(0, request)  # a forked child: returns the ForkError record without calling Go
+
+        future: asyncio.Future[tuple[bool, bytes, bytes]] = loop.create_future()
+        self._waiters[operation] = future
+        assert self._drained is not None
+        self._drained.clear()
+        try:
+            return await future
+        except asyncio.CancelledError:
+            _native.cancel(operation)
+            raise
+
+    def _watch(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._loop is loop:
+            return
+        if self._loop is not None:
+            raise RuntimeError("an AsyncClient belongs to the event loop of its first call; create one per loop")
+        if self._closed:
+            raise RegclientError("the client is closed; create a new one")
+        self._read_fd, self._write_fd = os.pipe()
+        os.set_blocking(self._read_fd, False)
+        self._loop = loop
+        self._drained = asyncio.Event()
+        self._drained.set()
+        loop.add_reader(self._read_fd, self._collect)
+
+    def _collect(self) -> None:
+        """Collect the operations whose handles arrived on the pipe."""
+        try:
+            data = self._pending + os.read(self._read_fd, _READ_SIZE)
+        except BlockingIOError:
+            return
+        whole = len(data) - len(data) % _RECORD_SIZE
+        self._pending = data[whole:]
+        for offset in range(0, whole, _RECORD_SIZE):
+            operation = int.from_bytes(data[offset : offset + _RECORD_SIZE], sys.byteorder)
+            result = _native.finish(operation)
+            future = self._waiters.pop(operation, None)
+            if future is not None and not future.done():
+                future.set_result(result)
+        if not self._waiters and self._drained is not None:
+            self._drained.set()
+
+    def _stop_watching(self) -> None:
+        if self._read_fd < 0:
+            return
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.remove_reader(self._read_fd)
+        os.close(self._read_fd)
+        os.close(self._write_fd)
+        self._read_fd = self._write_fd = -1
