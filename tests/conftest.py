@@ -89,6 +89,57 @@ class Registry:
             self.process.wait()
 
 
+class Distribution:
+    """The reference registry (distribution) on 127.0.0.1 with filesystem storage."""
+
+    def __init__(self, binary: Path, directory: Path) -> None:
+        self.port = free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        config = directory / "config.yml"
+        config.write_text(
+            "version: 0.1\n"
+            "log:\n  level: error\n  accesslog:\n    disabled: true\n"
+            f"storage:\n  filesystem:\n    rootdirectory: {directory / 'storage'}\n"
+            f"http:\n  addr: {self.host}\n"
+        )
+        self.process = subprocess.Popen([str(binary), "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"distribution exited: {self.process.stderr.read().decode(errors='replace')}")
+            try:
+                urllib.request.urlopen(f"http://{self.host}/v2/", timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"distribution did not start on {self.host}")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture(scope="session")
+def distribution_binary() -> Path:
+    return build_go_tool("github.com/distribution/distribution/v3/cmd/registry", "distribution")
+
+
+@pytest.fixture(scope="session")
+def distribution(distribution_binary: Path, layouts: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Distribution]:
+    from push import push_layout
+
+    server = Distribution(distribution_binary, tmp_path_factory.mktemp("distribution"))
+    push_layout(server.host, "testrepo", layouts / "testrepo")
+    push_layout(server.host, "made", layouts / "made")
+    yield server
+    server.stop()
+
+
 @pytest.fixture(scope="session")
 def olareg_binary() -> Path:
     return build_go_tool("github.com/olareg/olareg/cmd/olareg", "olareg")
@@ -163,11 +214,25 @@ def made_layout(layouts: Path) -> LayoutReader:
     return LayoutReader(layouts / "made")
 
 
+@pytest.fixture(params=["olareg", "distribution"])
+def server(request: pytest.FixtureRequest) -> Registry | Distribution:
+    """Each registry implementation in turn, serving the same images."""
+    return request.getfixturevalue("registry" if request.param == "olareg" else "distribution")
+
+
 @pytest.fixture
 def client(registry: Registry) -> Iterator[object]:
     import regclient_ext
 
     with regclient_ext.Client(hosts=[regclient_ext.Host(registry.host, tls="disabled")], docker_config=False, docker_certs=False) as c:
+        yield c
+
+
+@pytest.fixture
+def server_client(server: Registry | Distribution) -> Iterator[object]:
+    import regclient_ext
+
+    with regclient_ext.Client(hosts=[regclient_ext.Host(server.host, tls="disabled")], docker_config=False, docker_certs=False) as c:
         yield c
 
 

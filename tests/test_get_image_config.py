@@ -10,7 +10,7 @@ import threading
 import pytest
 
 import regclient_ext
-from conftest import BASIC_PASSWORD, BASIC_USER, FIXTURE_LAYOUT, Registry
+from conftest import BASIC_PASSWORD, BASIC_USER, FIXTURE_LAYOUT, Distribution, Registry
 from oci_layout import LayoutReader
 
 FIXTURE_TAGS = ["v1", "v2", "v3"]
@@ -33,9 +33,9 @@ def test_fixture_tags_have_expected_platforms(fixture_layout: LayoutReader) -> N
 
 
 @pytest.mark.parametrize(("tag", "platform"), fixture_cases())
-def test_registry_config_equals_stored_blob(client: regclient_ext.Client, registry: Registry, fixture_layout: LayoutReader, tag: str, platform: str) -> None:
+def test_registry_config_equals_stored_blob(server_client: regclient_ext.Client, server: Registry | Distribution, fixture_layout: LayoutReader, tag: str, platform: str) -> None:
     _, blob = fixture_layout.config_for(tag, platform)
-    config = client.get_image_config(f"{registry.host}/testrepo:{tag}", platform=platform)
+    config = server_client.get_image_config(f"{server.host}/testrepo:{tag}", platform=platform)
     assert config == json.loads(blob)
 
 
@@ -47,19 +47,19 @@ def test_ocidir_config_equals_stored_blob(fixture_layout: LayoutReader, tag: str
 
 
 @pytest.mark.parametrize("tag", FIXTURE_TAGS)
-def test_default_platform_is_host(client: regclient_ext.Client, registry: Registry, fixture_layout: LayoutReader, tag: str) -> None:
+def test_default_platform_is_host(server_client: regclient_ext.Client, server: Registry | Distribution, fixture_layout: LayoutReader, tag: str) -> None:
     _, blob = fixture_layout.config_for(tag, host_platform_name())
-    assert client.get_image_config(f"{registry.host}/testrepo:{tag}") == json.loads(blob)
+    assert server_client.get_image_config(f"{server.host}/testrepo:{tag}") == json.loads(blob)
     assert regclient_ext.get_image_config(f"ocidir://{FIXTURE_LAYOUT}:{tag}") == json.loads(blob)
 
 
-def test_inspect_reports_digests(client: regclient_ext.Client, registry: Registry, fixture_layout: LayoutReader) -> None:
-    info = client.inspect_image(f"{registry.host}/testrepo:v3", platform="linux/arm/v6")
+def test_inspect_reports_digests(server_client: regclient_ext.Client, server: Registry | Distribution, fixture_layout: LayoutReader) -> None:
+    info = server_client.inspect_image(f"{server.host}/testrepo:v3", platform="linux/arm/v6")
     config_digest, blob = fixture_layout.config_for("v3", "linux/arm/v6")
     index = fixture_layout.json_blob(fixture_layout.tag_descriptor("v3")["digest"])
     arm_v6 = next(m for m in index["manifests"] if m.get("platform", {}).get("variant") == "v6")
 
-    assert info.reference == f"{registry.host}/testrepo:v3"
+    assert info.reference == f"{server.host}/testrepo:v3"
     assert info.digest == fixture_layout.tag_descriptor("v3")["digest"]
     assert info.manifest_digest == arm_v6["digest"]
     assert info.config_digest == config_digest
@@ -69,51 +69,51 @@ def test_inspect_reports_digests(client: regclient_ext.Client, registry: Registr
     assert info.config == json.loads(blob)
 
 
-def test_docker_media_types(client: regclient_ext.Client, registry: Registry, made_layout: LayoutReader) -> None:
+def test_docker_media_types(server_client: regclient_ext.Client, server: Registry | Distribution, made_layout: LayoutReader) -> None:
     for platform in ("linux/amd64", "linux/arm64"):
         _, blob = made_layout.config_for("docker-list", platform)
-        assert client.get_image_config(f"{registry.host}/made:docker-list", platform=platform) == json.loads(blob)
+        assert server_client.get_image_config(f"{server.host}/made:docker-list", platform=platform) == json.loads(blob)
 
 
-def test_unknown_fields_are_kept(client: regclient_ext.Client, registry: Registry, made_layout: LayoutReader) -> None:
+def test_unknown_fields_are_kept(server_client: regclient_ext.Client, server: Registry | Distribution, made_layout: LayoutReader) -> None:
     _, blob = made_layout.config_for("odd-fields", "linux/amd64")
-    config = client.get_image_config(f"{registry.host}/made:odd-fields")
+    config = server_client.get_image_config(f"{server.host}/made:odd-fields")
     assert config == json.loads(blob)
     assert config["x-vendor-field"] == {"nested": [1, 2.5, None, "ünïcode"]}
 
 
-def test_single_platform_image_without_platform(client: regclient_ext.Client, registry: Registry, made_layout: LayoutReader) -> None:
+def test_single_platform_image_without_platform(server_client: regclient_ext.Client, server: Registry | Distribution, made_layout: LayoutReader) -> None:
     _, blob = made_layout.config_for("single-riscv64", "linux/riscv64")
-    assert client.get_image_config(f"{registry.host}/made:single-riscv64") == json.loads(blob)
+    assert server_client.get_image_config(f"{server.host}/made:single-riscv64") == json.loads(blob)
 
 
-def test_single_platform_image_other_platform(client: regclient_ext.Client, registry: Registry) -> None:
+def test_single_platform_image_other_platform(server_client: regclient_ext.Client, server: Registry | Distribution) -> None:
     with pytest.raises(regclient_ext.PlatformNotFoundError) as caught:
-        client.get_image_config(f"{registry.host}/made:single-riscv64", platform="linux/amd64")
+        server_client.get_image_config(f"{server.host}/made:single-riscv64", platform="linux/amd64")
     assert caught.value.platforms == ("linux/riscv64",)
 
 
 @pytest.mark.parametrize("tag", ["a1", "a2", "a3", "a-example", "a-docker", "a-docker-oci", "child", "mirror"])
-def test_artifact_raises_unsupported_media_type(client: regclient_ext.Client, registry: Registry, tag: str) -> None:
+def test_artifact_raises_unsupported_media_type(server_client: regclient_ext.Client, server: Registry | Distribution, tag: str) -> None:
     with pytest.raises(regclient_ext.UnsupportedMediaTypeError) as caught:
-        client.get_image_config(f"{registry.host}/testrepo:{tag}")
-    assert caught.value.reference == f"{registry.host}/testrepo:{tag}"
-    assert caught.value.registry == registry.host
-    assert f"{registry.host}/testrepo:{tag}" in str(caught.value)
+        server_client.get_image_config(f"{server.host}/testrepo:{tag}")
+    assert caught.value.reference == f"{server.host}/testrepo:{tag}"
+    assert caught.value.registry == server.host
+    assert f"{server.host}/testrepo:{tag}" in str(caught.value)
 
 
-def test_missing_tag_raises_not_found(client: regclient_ext.Client, registry: Registry) -> None:
+def test_missing_tag_raises_not_found(server_client: regclient_ext.Client, server: Registry | Distribution) -> None:
     with pytest.raises(regclient_ext.NotFoundError) as caught:
-        client.get_image_config(f"{registry.host}/testrepo:no-such-tag")
+        server_client.get_image_config(f"{server.host}/testrepo:no-such-tag")
     assert type(caught.value) is regclient_ext.NotFoundError
     assert isinstance(caught.value, LookupError)
-    assert caught.value.reference == f"{registry.host}/testrepo:no-such-tag"
-    assert registry.host in str(caught.value)
+    assert caught.value.reference == f"{server.host}/testrepo:no-such-tag"
+    assert server.host in str(caught.value)
 
 
-def test_missing_repository_raises_not_found(client: regclient_ext.Client, registry: Registry) -> None:
+def test_missing_repository_raises_not_found(server_client: regclient_ext.Client, server: Registry | Distribution) -> None:
     with pytest.raises(regclient_ext.NotFoundError):
-        client.get_image_config(f"{registry.host}/no-such-repo:v1")
+        server_client.get_image_config(f"{server.host}/no-such-repo:v1")
 
 
 def test_missing_ocidir_tag_raises_not_found() -> None:
@@ -121,17 +121,17 @@ def test_missing_ocidir_tag_raises_not_found() -> None:
         regclient_ext.get_image_config(f"ocidir://{FIXTURE_LAYOUT}:no-such-tag")
 
 
-def test_missing_platform_lists_available(client: regclient_ext.Client, registry: Registry) -> None:
+def test_missing_platform_lists_available(server_client: regclient_ext.Client, server: Registry | Distribution) -> None:
     with pytest.raises(regclient_ext.PlatformNotFoundError) as caught:
-        client.get_image_config(f"{registry.host}/testrepo:v1", platform="linux/s390x")
+        server_client.get_image_config(f"{server.host}/testrepo:v1", platform="linux/s390x")
     assert caught.value.platforms == ("linux/amd64", "linux/arm64")
     assert "linux/amd64, linux/arm64" in str(caught.value)
     assert isinstance(caught.value, regclient_ext.NotFoundError)
 
 
-def test_arm_v6_not_in_v2(client: regclient_ext.Client, registry: Registry) -> None:
+def test_arm_v6_not_in_v2(server_client: regclient_ext.Client, server: Registry | Distribution) -> None:
     with pytest.raises(regclient_ext.PlatformNotFoundError):
-        client.get_image_config(f"{registry.host}/testrepo:v2", platform="linux/arm/v6")
+        server_client.get_image_config(f"{server.host}/testrepo:v2", platform="linux/arm/v6")
 
 
 @pytest.fixture
