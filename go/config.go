@@ -64,7 +64,7 @@ func fetchImageConfig(ctx context.Context, c *Client, req request, info *errorCo
 
 	m, err := c.getManifest(ctx, r, nil)
 	if err != nil {
-		return nil, fmt.Errorf("failed to get manifest: %w", err)
+		return nil, err
 	}
 	res := &configResult{info: imageInfo{
 		Reference: r.CommonName(),
@@ -85,6 +85,12 @@ func fetchImageConfig(ctx context.Context, c *Client, req request, info *errorCo
 		platforms := platformNames(entries)
 		if depth == 0 {
 			res.info.Platforms = platforms
+		}
+		if explicit {
+			// regclient lets a darwin or windows host run linux images, as
+			// Docker Desktop does. That fallback serves the default only: a
+			// requested OS must match.
+			entries = slices.DeleteFunc(entries, func(d descriptor.Descriptor) bool { return d.Platform.OS != plat.OS })
 		}
 		d, err := descriptor.DescriptorListSearch(entries, descriptor.MatchOpt{Platform: &plat})
 		if err != nil {
@@ -126,7 +132,7 @@ func fetchImageConfig(ctx context.Context, c *Client, req request, info *errorCo
 	if err != nil {
 		return nil, err
 	}
-	if explicit && len(res.info.Platforms) == 0 && !platform.Compatible(plat, configPlat) {
+	if explicit && len(res.info.Platforms) == 0 && (plat.OS != configPlat.OS || !platform.Compatible(plat, configPlat)) {
 		info.Platforms = []string{configPlat.String()}
 		return nil, &kindError{kind: kindPlatformNotFound, err: fmt.Errorf("platform %s not found: %s is a single-platform image for %s", plat, r.CommonName(), configPlat)}
 	}
@@ -193,6 +199,10 @@ func (c *Client) getManifest(ctx context.Context, r ref.Ref, desc *descriptor.De
 func requestedPlatform(s string) (platform.Platform, bool, error) {
 	if s == "" || s == "local" {
 		return platform.Local(), false, nil
+	}
+	// regclient ignores components past the variant; a typo must not pass.
+	if components := strings.SplitN(s, ",", 2)[0]; strings.Count(components, "/") > 2 {
+		return platform.Platform{}, true, &kindError{kind: kindInvalidPlatform, err: fmt.Errorf("invalid platform %q: more than os/arch/variant", s)}
 	}
 	p, err := platform.Parse(s)
 	if err != nil {

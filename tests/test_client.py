@@ -133,7 +133,7 @@ def test_module_function_tls_insecure(tls_registry: tuple[Registry, CertificateA
 
 
 def test_ca_cert_file_missing() -> None:
-    with pytest.raises(ValueError, match="cannot read PEM file"):
+    with pytest.raises(ValueError, match="neither PEM text"):
         regclient_ext.Host("registry.example.com", ca_cert="/no/such/ca.pem")._options()
 
 
@@ -367,3 +367,61 @@ def test_host_rejects_bad_settings() -> None:
         regclient_ext.Host("registry.example.com", mirrors="mirror.example.com")  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         regclient_ext.Host(5000)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("platform", ["windows/amd64", "darwin/arm64", "freebsd/amd64"])
+def test_requested_os_must_match(client: regclient_ext.Client, registry: Registry, platform: str) -> None:
+    with pytest.raises(regclient_ext.PlatformNotFoundError) as caught:
+        client.get_image_config(f"{registry.host}/testrepo:v1", platform=platform)
+    assert caught.value.platforms == ("linux/amd64", "linux/arm64")
+
+
+def test_requested_os_must_match_single_platform(client: regclient_ext.Client, registry: Registry) -> None:
+    with pytest.raises(regclient_ext.PlatformNotFoundError):
+        client.get_image_config(f"{registry.host}/made:single-riscv64", platform="windows/riscv64")
+
+
+def test_empty_platform_rejected() -> None:
+    with pytest.raises(regclient_ext.InvalidPlatformError):
+        regclient_ext.get_image_config(f"ocidir://{FIXTURE_LAYOUT}:v1", platform="")
+
+
+def test_invalid_tls_rejected_for_ocidir() -> None:
+    with pytest.raises(ValueError, match="invalid tls"):
+        regclient_ext.get_image_config(f"ocidir://{FIXTURE_LAYOUT}:v1", tls="disable")
+
+
+def test_duplicate_hosts_rejected() -> None:
+    with pytest.raises(ValueError, match="more than once"):
+        regclient_ext.Client(hosts=[regclient_ext.Host("r.example.com"), regclient_ext.Host("R.example.com", tls="disabled")])
+
+
+def test_password_needs_username() -> None:
+    with pytest.raises(ValueError, match="needs a username"):
+        regclient_ext.Host("r.example.com", password="secret")
+
+
+def test_host_settings_are_keyword_only() -> None:
+    with pytest.raises(TypeError):
+        regclient_ext.Host("r.example.com", "disabled")  # type: ignore[misc]
+
+
+def test_error_message_is_one_line(client: regclient_ext.Client, registry: Registry) -> None:
+    with pytest.raises(regclient_ext.NotFoundError) as caught:
+        client.get_image_config(f"{registry.host}/testrepo:no-such-tag")
+    assert "\n" not in str(caught.value)
+    assert str(caught.value).count(f"{registry.host}/testrepo:no-such-tag") == 1
+
+
+def test_plain_http_registry_hint(registry: Registry) -> None:
+    with plain_client(regclient_ext.Host(registry.host)) as client:
+        with pytest.raises(regclient_ext.RegistryConnectionError, match="tls='disabled'"):
+            client.get_image_config(f"{registry.host}/testrepo:v1", timeout=10)
+
+
+def test_module_inspect_takes_credentials(basic_auth_registry: Registry, fixture_layout: LayoutReader) -> None:
+    info = regclient_ext.inspect_image(
+        f"{basic_auth_registry.host}/testrepo:v1", platform="linux/arm64", username=BASIC_USER, password=BASIC_PASSWORD, tls="disabled"
+    )
+    assert info.config == expected_config(fixture_layout, "v1", "linux/arm64")
+    assert "config=" not in repr(info)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
 
-from conftest import FIXTURE_LAYOUT, run_python
+import pytest
+
+from conftest import BASIC_PASSWORD, BASIC_USER, FIXTURE_LAYOUT, Registry, run_python
 from oci_layout import LayoutReader
 
 V1 = f"ocidir://{FIXTURE_LAYOUT}:v1"
@@ -112,3 +115,60 @@ def test_cli_error_is_one_line() -> None:
     assert result.stdout == ""
     assert len(result.stderr.strip().splitlines()) == 1
     assert "no-such-tag" in result.stderr
+
+
+def run_cli(*args: str, stdin: str | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "regclient_ext", *args], capture_output=True, text=True, timeout=60, input=stdin, env=env)
+
+
+def test_cli_inspect_compact() -> None:
+    result = run_cli("inspect", "--compact", "--platform", "linux/arm64", V1)
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 1
+    info = json.loads(result.stdout)
+    config_digest, blob = LayoutReader(FIXTURE_LAYOUT).config_for("v1", "linux/arm64")
+    assert info["config_digest"] == config_digest
+    assert info["platforms"] == ["linux/amd64", "linux/arm64"]
+    assert info["config"] == json.loads(blob)
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (("config", f"ocidir://{FIXTURE_LAYOUT}:no-such-tag"), 3),
+        (("config", "--platform", "linux/s390x", V1), 3),
+        (("config", "Bad Reference"), 5),
+        (("config", "--platform", "a/b/c/d/e", V1), 5),
+        (("config", f"ocidir://{FIXTURE_LAYOUT}:a1"), 6),
+        (("config", "--tls", "maybe", V1), 2),
+        (("config", "--username", "someone", V1), 2),
+    ],
+)
+def test_cli_exit_codes(args: tuple[str, ...], code: int) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "REGCLIENT_EXT_PASSWORD"}
+    result = run_cli(*args, env=env)
+    assert result.returncode == code, result.stderr
+
+
+def test_cli_password_from_stdin(basic_auth_registry: Registry) -> None:
+    image = f"{basic_auth_registry.host}/testrepo:v1"
+    ok = run_cli("config", "--tls", "disabled", "--username", BASIC_USER, "--password-stdin", "--platform", "linux/amd64", image, stdin=BASIC_PASSWORD + "\n")
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["architecture"] == "amd64"
+    wrong = run_cli("config", "--tls", "disabled", "--username", BASIC_USER, "--password-stdin", image, stdin="wrong-password\n")
+    assert wrong.returncode == 4
+    assert "wrong-password" not in wrong.stderr
+
+
+def test_cli_password_from_environment(basic_auth_registry: Registry) -> None:
+    env = dict(os.environ, REGCLIENT_EXT_PASSWORD=BASIC_PASSWORD)
+    result = run_cli("config", "--tls", "disabled", "--username", BASIC_USER, "--platform", "linux/arm64", f"{basic_auth_registry.host}/testrepo:v1", env=env)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["architecture"] == "arm64"
+
+
+def test_cli_help_shows_examples() -> None:
+    result = run_cli("config", "--help")
+    assert result.returncode == 0
+    assert "examples:" in result.stdout
+    assert "--password-stdin" in result.stdout

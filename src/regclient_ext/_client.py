@@ -8,7 +8,7 @@ import math
 import os
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
@@ -42,8 +42,8 @@ class ImageInfo:
     config_digest: str
     media_type: str
     platform: str
-    config: dict[str, Any]
-    platforms: tuple[str, ...]
+    config: dict[str, Any] = field(repr=False)
+    platforms: tuple[str, ...] = ()
 
 
 class BaseClient:
@@ -60,10 +60,16 @@ class BaseClient:
         retry_limit: int | None = None,
         cache_size: int = DEFAULT_CACHE_SIZE,
     ) -> None:
+        if isinstance(hosts, (str, Host)):
+            raise TypeError("hosts must be a sequence of Host objects")
         host_list = list(hosts)
         for host in host_list:
             if not isinstance(host, Host):
                 raise TypeError(f"hosts must contain Host objects, got {type(host).__name__}")
+        names = [host.name.lower() for host in host_list]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"hosts names {', '.join(duplicates)} more than once; merge the settings into one Host")
         if user_agent is not None:
             require_str("user_agent", user_agent)
             if "\0" in user_agent or "\n" in user_agent or "\r" in user_agent:

@@ -7,7 +7,7 @@ from collections import OrderedDict
 from typing import Any
 
 from ._client import DEFAULT_TIMEOUT, Client, ImageInfo
-from ._host import Host
+from ._host import TLS_MODES, Host
 from ._validate import require_str
 
 __all__ = ["get_image_config", "inspect_image"]
@@ -39,6 +39,8 @@ def shared_client(hosts: tuple[Host, ...] = ()) -> Client:
 
 def _hosts_for_call(image: str, username: str | None, password: str | None, tls_hostname: str | None, tls: str | None) -> tuple[Host, ...]:
     """Build the host entries that per-call credentials and a TLS mode ask for."""
+    if tls is not None and tls not in TLS_MODES:
+        raise ValueError(f"invalid tls {tls!r}: expected one of {', '.join(TLS_MODES)}")
     if username is None and password is None and tls is None:
         if tls_hostname is not None:
             raise ValueError("tls_hostname needs tls: pass tls='enabled', 'disabled' or 'insecure'")
@@ -83,6 +85,19 @@ def get_image_config(
     return shared_client(hosts).get_image_config(image, platform=platform, timeout=timeout)
 
 
-def inspect_image(image: str, *, platform: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> ImageInfo:
-    """Return the digests, platforms and config of ``image``, using the shared default client."""
-    return shared_client().inspect_image(image, platform=platform, timeout=timeout)
+def inspect_image(
+    image: str,
+    *,
+    platform: str | None = None,
+    username: str | None = None,
+    password: str | None = None,
+    tls_hostname: str | None = None,
+    tls: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> ImageInfo:
+    """Return the digests, platforms and config of ``image``, using a shared client.
+
+    The arguments are those of get_image_config.
+    """
+    hosts = _hosts_for_call(image, username, password, tls_hostname, tls)
+    return shared_client(hosts).inspect_image(image, platform=platform, timeout=timeout)

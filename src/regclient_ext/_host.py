@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 from ._validate import require_str
@@ -31,6 +31,7 @@ class Host:
     """
 
     name: str
+    _: KW_ONLY
     tls: str = "enabled"
     ca_cert: str | None = field(default=None, repr=False)
     client_cert: str | None = field(default=None, repr=False)
@@ -54,6 +55,8 @@ class Host:
                 require_str(name, value)
                 if "\0" in value:
                     raise ValueError(f"{name} for host {self.name} contains a NUL character")
+        if self.password is not None and self.username is None:
+            raise ValueError(f"password for host {self.name} needs a username")
         if (self.client_cert is None) != (self.client_key is None):
             raise ValueError(f"client_cert and client_key for host {self.name} must be given together")
         if isinstance(self.mirrors, str):
@@ -110,8 +113,8 @@ def _read_pem(name: str, value: str | None) -> str:
     try:
         with open(value, encoding="ascii") as file:
             text = file.read()
-    except (OSError, UnicodeDecodeError) as error:
-        raise ValueError(f"{name}: cannot read PEM file {value!r}: {error}") from None
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise ValueError(f"{name} is neither PEM text (-----BEGIN ...) nor a readable PEM file: {error}") from None
     if "-----BEGIN" not in text:
         raise ValueError(f"{name}: {value!r} is not a PEM file")
     return text

@@ -24,7 +24,11 @@ def check_timeout(timeout: object) -> float:
 
 def check_platform(platform: object) -> str:
     """Return the platform for a request: "" means the host's."""
+    from .errors import InvalidPlatformError
+
     if platform is None:
         return ""
     require_str("platform", platform)
+    if not platform.strip():  # type: ignore[attr-defined]
+        raise InvalidPlatformError('platform is empty: pass None or "local" for the host\'s platform, or "os/arch[/variant]"')
     return platform  # type: ignore[return-value]

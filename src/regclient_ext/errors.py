@@ -176,13 +176,17 @@ def error_from_record(record: Mapping[str, Any], secrets: Iterable[str] = ()) ->
     reference = record.get("reference") or None
     registry = record.get("registry") or None
 
-    message = str(record.get("message", "unknown error"))
-    if reference:
-        message += f" (image {reference}"
-        message += f", registry {registry})" if registry else ")"
+    # Registry answers quoted in messages may span lines; a message is one line.
+    message = " ".join(str(record.get("message", "unknown error")).split())
+    if reference and reference not in message:
+        message += f" (image {reference})"
+    elif registry and registry not in message:
+        message += f" (registry {registry})"
     platforms = record.get("platforms") or []
     if cls is PlatformNotFoundError and platforms:
         message += f"; the image has: {', '.join(platforms)}"
+    if kind == "connection" and "HTTP response to HTTPS client" in message:
+        advice = "the registry speaks plain HTTP: use tls='disabled' (--tls disabled) for it"
     if advice:
         message += f"; {advice}"
     for secret in secrets:
