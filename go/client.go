@@ -12,6 +12,7 @@ import (
 
 	"github.com/regclient/regclient"
 	"github.com/regclient/regclient/config"
+	"github.com/regclient/regclient/scheme/reg"
 )
 
 // defaultConcurrency is the number of requests in flight to one host,
@@ -53,6 +54,9 @@ type clientOptions struct {
 	CacheBytes int64 `json:"cache_bytes"`
 	// Path is Python's current PATH, where credential helpers are found.
 	Path string `json:"path"`
+	// AllowedRegistries and BlockPrivateNetworks set the network policy.
+	AllowedRegistries    []string `json:"allowed_registries"`
+	BlockPrivateNetworks bool     `json:"block_private_networks"`
 }
 
 // hostOptions are the settings for one registry host. Certificates and
@@ -76,6 +80,7 @@ type hostOptions struct {
 type Client struct {
 	rc     *regclient.RegClient
 	cache  *contentCache
+	policy *networkPolicy
 	ctx    context.Context
 	cancel context.CancelFunc
 	logs   logSink
@@ -87,13 +92,16 @@ func newClient(raw []byte) (*Client, error) {
 		return nil, invalidArgument(fmt.Errorf("invalid client options: %w", err))
 	}
 
-	c := &Client{cache: newContentCache(opts.CacheBytes)}
+	c := &Client{cache: newContentCache(opts.CacheBytes), policy: newNetworkPolicy(opts.AllowedRegistries, opts.BlockPrivateNetworks)}
 	c.logs.minLevel.Store(pyWarning)
 	// The host default comes first so hosts read from docker's config get it too.
 	defaultHost := config.Host{ReqConcurrent: defaultConcurrency}
 	rcOpts := []regclient.Opt{
 		regclient.WithConfigHostDefault(defaultHost),
 		regclient.WithSlog(slog.New(&sinkHandler{sink: &c.logs})),
+		// A client without a Transport makes regclient clone the default
+		// one per host, as without this option, so TLS settings still apply.
+		regclient.WithRegOpts(reg.WithHTTPClient(&http.Client{CheckRedirect: checkRedirect})),
 	}
 	if opts.DockerConfigFile != "" {
 		syncPath(opts.Path)

@@ -55,6 +55,13 @@ func fetchImageConfig(ctx context.Context, c *Client, req request, info *errorCo
 		return nil, err
 	}
 	info.Reference, info.Registry = r.CommonName(), registryName(r)
+	if r.Scheme == "reg" {
+		if err := c.policy.checkRegistry(r.Registry); err != nil {
+			return nil, err
+		}
+	} else if c.policy != nil && (len(c.policy.allowed) > 0 || c.policy.blockPrivate) {
+		return nil, policyError("ocidir references read local files, which the network policy does not allow")
+	}
 	defer func() { _ = rc.Close(context.Background(), r) }()
 
 	plat, explicit, err := requestedPlatform(req.Platform)

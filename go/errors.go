@@ -32,6 +32,7 @@ const (
 	kindDigestMismatch       = "digest_mismatch"
 	kindSizeLimit            = "size_limit"
 	kindResponse             = "response"
+	kindPolicy               = "policy"
 	kindInternal             = "internal"
 )
 

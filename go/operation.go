@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"sync"
 	"time"
 )
@@ -107,6 +108,13 @@ func (op *operation) run(ctx context.Context, req request) {
 	switch req.Kind {
 	case "parse":
 		op.result, op.err = parseReference(req.Image)
+	case "classify_address":
+		addr, err := netip.ParseAddr(req.Image)
+		if err != nil {
+			op.err = invalidArgument(err)
+			return
+		}
+		op.result = map[string]bool{"internal": isInternalAddress(addr)}
 	case "config":
 		result, err := fetchImageConfig(ctx, op.client, req, op.info)
 		if err != nil {

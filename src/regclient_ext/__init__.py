@@ -10,6 +10,7 @@ package does not start the Go runtime; the first call does.
 from ._async import AsyncClient
 from ._client import Client, ImageInfo
 from ._default import get_image_config, inspect_image
+from ._diagnostics import diagnostics
 from ._host import Host
 from ._version import __version__
 from .errors import (
@@ -22,6 +23,7 @@ from .errors import (
     InvalidReferenceError,
     NotFoundError,
     PlatformNotFoundError,
+    PolicyError,
     RateLimitError,
     RegclientError,
     RegistryConnectionError,
@@ -45,6 +47,7 @@ __all__ = [
     "InvalidReferenceError",
     "NotFoundError",
     "PlatformNotFoundError",
+    "PolicyError",
     "RateLimitError",
     "RegclientError",
     "RegistryConnectionError",
@@ -53,6 +56,7 @@ __all__ = [
     "SizeLimitError",
     "UnsupportedMediaTypeError",
     "__version__",
+    "diagnostics",
     "get_image_config",
     "inspect_image",
 ]

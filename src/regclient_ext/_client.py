@@ -59,6 +59,8 @@ class BaseClient:
         timeout: float = DEFAULT_TIMEOUT,
         retry_limit: int | None = None,
         cache_size: int = DEFAULT_CACHE_SIZE,
+        allowed_registries: Iterable[str] | None = None,
+        block_private_networks: bool = False,
     ) -> None:
         if isinstance(hosts, (str, Host)):
             raise TypeError("hosts must be a sequence of Host objects")
@@ -78,6 +80,7 @@ class BaseClient:
             raise ValueError(f"retry_limit must be an int from 0 to 100, or None, got {retry_limit!r}")
         if type(cache_size) is not int or cache_size < 0:
             raise ValueError(f"cache_size must be a non-negative int (bytes), got {cache_size!r}")
+        allowed = _check_allowed_registries(allowed_registries)
         self._timeout = check_timeout(timeout)
         self._options = json.dumps(
             {
@@ -88,6 +91,8 @@ class BaseClient:
                 "user_agent": user_agent or "",
                 "retry_limit": retry_limit or 0,
                 "cache_bytes": cache_size,
+                "allowed_registries": allowed,
+                "block_private_networks": bool(block_private_networks),
             }
         ).encode()
         self._secrets = tuple(secret for host in host_list for secret in host._secrets())
@@ -186,6 +191,12 @@ class Client(BaseClient):
     call, not when the client is made, so a client may be created before
     the process forks. Use it as a context manager, or call close().
 
+    ``allowed_registries`` limits the registries that references may name,
+    and redirects may reach; ``block_private_networks`` refuses
+    connections to loopback, private, link-local and metadata addresses
+    after DNS resolution. Either refuses ``ocidir://`` references, which
+    read local files. Refusals raise PolicyError.
+
     ``cache_size`` bounds, in bytes, the in-memory cache of manifests and
     configs addressed by digest; 0 turns it off. With the cache, a repeated
     lookup of an unchanged tag costs one HEAD request.
@@ -235,6 +246,19 @@ class Client(BaseClient):
 
     def _call(self, request: bytes) -> tuple[bool, bytes, bytes]:
         return _native.call(self._acquire(), request)
+
+
+def _check_allowed_registries(allowed: Iterable[str] | None) -> list[str]:
+    if allowed is None:
+        return []
+    if isinstance(allowed, str):
+        raise TypeError("allowed_registries must be a sequence of registry names, not a str")
+    names = list(allowed)
+    for name in names:
+        Host(name)  # validates host[:port]
+    if not names:
+        raise ValueError("allowed_registries is empty, which would refuse every registry; pass None to allow all")
+    return names
 
 
 def _mask(text: str, secrets: Iterable[str]) -> str:

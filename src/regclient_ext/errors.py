@@ -18,6 +18,7 @@ work as they would anywhere else::
     │   ├── DigestMismatchError
     │   └── SizeLimitError
     ├── RegistryResponseError
+    ├── PolicyError                  (PermissionError)
     ├── ClientClosedError
     └── ForkError                    (RuntimeError)
 """
@@ -37,6 +38,7 @@ __all__ = [
     "InvalidReferenceError",
     "NotFoundError",
     "PlatformNotFoundError",
+    "PolicyError",
     "RateLimitError",
     "RegclientError",
     "RegistryConnectionError",
@@ -132,6 +134,10 @@ class RegistryResponseError(RegclientError):
         self.status = status
 
 
+class PolicyError(RegclientError, PermissionError):
+    """The client's network policy refused a registry, a redirect or an address; the message names the host."""
+
+
 class ClientClosedError(RegclientError):
     """The client was closed before or during the call."""
 
@@ -156,6 +162,7 @@ _KINDS: dict[str, tuple[type[RegclientError], str]] = {
     "digest_mismatch": (DigestMismatchError, ""),
     "size_limit": (SizeLimitError, ""),
     "response": (RegistryResponseError, ""),
+    "policy": (PolicyError, ""),
     "canceled": (ClientClosedError, "the client was closed while the call ran"),
     "forked": (
         ForkError,

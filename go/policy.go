@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// networkPolicy limits where a client's requests may go. User-supplied image
+// references must not reach internal services of a multi-tenant backend.
+type networkPolicy struct {
+	// allowed lists registry host names (with port when given); empty
+	// allows every registry.
+	allowed []string
+	// blockPrivate refuses connections to loopback, private, link-local,
+	// shared and metadata addresses, checked after DNS resolution.
+	blockPrivate bool
+}
+
+func newNetworkPolicy(allowed []string, blockPrivate bool) *networkPolicy {
+	p := &networkPolicy{blockPrivate: blockPrivate}
+	for _, name := range allowed {
+		p.allowed = append(p.allowed, strings.ToLower(dockerHubName(name)))
+	}
+	return p
+}
+
+func policyError(format string, args ...any) error {
+	return &kindError{kind: kindPolicy, err: fmt.Errorf(format, args...)}
+}
+
+// checkRegistry refuses a registry outside the allow-list.
+func (p *networkPolicy) checkRegistry(registry string) error {
+	if p == nil || len(p.allowed) == 0 || slices.Contains(p.allowed, strings.ToLower(dockerHubName(registry))) {
+		return nil
+	}
+	return policyError("registry %s is not in allowed_registries", registry)
+}
+
+// checkAddress refuses a resolved IP address that blockPrivate covers.
+func (p *networkPolicy) checkAddress(host string, addr netip.Addr) error {
+	if p == nil || !p.blockPrivate || !isInternalAddress(addr) {
+		return nil
+	}
+	return policyError("connection to %s (%s) refused: block_private_networks forbids loopback, private, link-local and metadata addresses", host, addr)
+}
+
+// sharedAddressSpace is 100.64.0.0/10 (RFC 6598), where some clouds put
+// their metadata service.
+var sharedAddressSpace = netip.MustParsePrefix("100.64.0.0/10")
+
+// isInternalAddress reports addresses that no public registry has.
+func isInternalAddress(addr netip.Addr) bool {
+	addr = addr.Unmap()
+	return addr.IsLoopback() || addr.IsPrivate() || addr.IsLinkLocalUnicast() || addr.IsLinkLocalMulticast() ||
+		addr.IsInterfaceLocalMulticast() || addr.IsMulticast() || addr.IsUnspecified() || sharedAddressSpace.Contains(addr)
+}
+
+func policyFromContext(ctx context.Context) *networkPolicy {
+	if op, ok := ctx.Value(opContextKey{}).(*operation); ok && op.client != nil {
+		return op.client.policy
+	}
+	return nil
+}
+
+// dialControl runs after DNS resolution, just before each connection, so
+// a host name that resolves to an internal address is refused as well.
+func dialControl(ctx context.Context, network, address string, _ syscall.RawConn) error {
+	policy := policyFromContext(ctx)
+	if policy == nil || !policy.blockPrivate {
+		return nil
+	}
+	addrPort, err := netip.ParseAddrPort(address)
+	if err != nil {
+		return policyError("connection to %s refused: cannot parse the address", address)
+	}
+	return policy.checkAddress(address, addrPort.Addr())
+}
+
+// checkRedirect applies the policy to redirects and keeps credentials on
+// the host they belong to: Go's client would otherwise send the
+// Authorization header to another port of the same host.
+func checkRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= 10 {
+		return errors.New("stopped after 10 redirects")
+	}
+	if policy := policyFromContext(req.Context()); policy != nil && len(policy.allowed) > 0 {
+		if err := policy.checkRegistry(req.URL.Host); err != nil {
+			return policyError("redirect to %s refused: it is not in allowed_registries", req.URL.Host)
+		}
+	}
+	if !strings.EqualFold(req.URL.Host, via[0].URL.Host) {
+		req.Header.Del("Authorization")
+	}
+	return nil
+}
+
+func init() {
+	// regclient clones http.DefaultTransport for each host, so its dialer
+	// is where every connection passes.
+	if t, ok := http.DefaultTransport.(*http.Transport); ok {
+		dialer := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second, ControlContext: dialControl}
+		t.DialContext = dialer.DialContext
+	}
+}

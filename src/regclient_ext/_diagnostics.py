@@ -1,0 +1,18 @@
+"""Counts of live Go objects, for leak checks in tests and in production."""
+
+from __future__ import annotations
+
+from . import _native
+
+__all__ = ["diagnostics"]
+
+
+def diagnostics() -> dict[str, int | bool]:
+    """Return whether the Go runtime is loaded and how many Go clients and operations are alive.
+
+    ``clients`` counts Clients that have made a call and are not closed;
+    ``operations`` counts calls whose Go side has not been freed yet, which
+    drops to 0 shortly after every call has returned.
+    """
+    clients, operations = _native.stats()
+    return {"go_loaded": _native.loaded(), "clients": clients, "operations": operations}
