@@ -266,6 +266,11 @@ func readBlob(ctx context.Context, rc *regclient.RegClient, r ref.Ref, d descrip
 
 	blob, err := rc.BlobGet(ctx, r, d)
 	if err != nil {
+		// regclient retries a response whose Content-Length differs from
+		// the descriptor's size, then reports only the retries.
+		if op := operationFromContext(ctx); op != nil && op.contentLength("/blobs/"+d.Digest.String()) > d.Size && d.Size > 0 {
+			return nil, fmt.Errorf("config %s: the registry sent %d bytes for a %d byte descriptor%.0w", d.Digest, op.contentLength("/blobs/"+d.Digest.String()), d.Size, errs.ErrSizeLimitExceeded)
+		}
 		return nil, fmt.Errorf("failed to get config %s: %w", d.Digest, err)
 	}
 	defer blob.Close()

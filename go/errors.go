@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"io"
 	"io/fs"
 	"net"
 	"net/url"
@@ -53,6 +54,9 @@ var sentinelKinds = []struct {
 	{errs.ErrNotFound, kindNotFound},
 	{fs.ErrNotExist, kindNotFound},
 	{errs.ErrHTTPStatus, kindResponse},
+	// A body that ends before its Content-Length is a broken connection.
+	{io.ErrUnexpectedEOF, kindConnection},
+	{errs.ErrShortRead, kindConnection},
 }
 
 // kindError carries a kind chosen where the error is made.

@@ -123,6 +123,9 @@ func (h *sinkHandler) handleRequest(op *operation, rec slog.Record) error {
 	if op != nil && strings.HasPrefix(status, "429") {
 		op.setRetryAfter(respHeaders.Get("Retry-After"))
 	}
+	if op != nil && respHeaders != nil {
+		op.recordContentLength(url, respHeaders.Get("Content-Length"))
+	}
 	if h.sink.minLevel.Load() <= pyDebug {
 		h.deliver(op, logRecord{Level: pyDebug, Message: fmt.Sprintf("%s %s: %s", method, url, status)})
 	}

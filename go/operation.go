@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -52,6 +54,9 @@ type operation struct {
 	mu          sync.Mutex
 	retryAfter  *float64
 	rateLimited bool
+	// contentLengths holds the last Content-Length seen per URL, so a
+	// failed read can tell an oversized body from a truncated one.
+	contentLengths map[string]int64
 }
 
 // newOperation prepares a request; launch starts it once it has a handle.
@@ -116,7 +121,7 @@ func (op *operation) run(ctx context.Context, req request) {
 		}
 		op.result = map[string]bool{"internal": isInternalAddress(addr)}
 	case "config":
-		result, err := fetchImageConfig(ctx, op.client, req, op.info)
+		result, err := op.fetchWithRetry(ctx, req)
 		if err != nil {
 			op.err = op.contextError(ctx, err)
 			return
@@ -124,6 +129,27 @@ func (op *operation) run(ctx context.Context, req request) {
 		op.result, op.body = result.info, result.config
 	default:
 		op.err = invalidArgument(fmt.Errorf("unknown request kind %q", req.Kind))
+	}
+}
+
+// unavailableRetries is how many times a 503 answer is retried. regclient
+// retries 429, 500, 502 and 504 itself but gives up on a 503, which
+// registries send during deploys and overloads.
+const unavailableRetries = 2
+
+// fetchWithRetry fetches an image config, retrying a 503 after a short,
+// growing delay while the call has time left.
+func (op *operation) fetchWithRetry(ctx context.Context, req request) (*configResult, error) {
+	for attempt := 0; ; attempt++ {
+		result, err := fetchImageConfig(ctx, op.client, req, op.info)
+		if err == nil || attempt == unavailableRetries || !strings.Contains(err.Error(), "[http 503]") {
+			return result, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(time.Duration(attempt+1) * 500 * time.Millisecond):
+		}
 	}
 }
 
@@ -175,6 +201,37 @@ func (op *operation) setRetryAfter(header string) {
 			"rate limit exceeded [http 429]: the registry asked to wait %.0f s, more than the %.1f s left of the timeout",
 			seconds, op.deadline.Sub(now).Seconds())})
 	}
+}
+
+func (op *operation) recordContentLength(url, header string) {
+	length, err := strconv.ParseInt(header, 10, 64)
+	if err != nil {
+		return
+	}
+	op.mu.Lock()
+	defer op.mu.Unlock()
+	if op.contentLengths == nil {
+		op.contentLengths = map[string]int64{}
+	}
+	op.contentLengths[url] = length
+}
+
+// contentLength returns the last Content-Length seen for a URL ending
+// with suffix, or -1.
+func (op *operation) contentLength(suffix string) int64 {
+	op.mu.Lock()
+	defer op.mu.Unlock()
+	for url, length := range op.contentLengths {
+		if strings.HasSuffix(url, suffix) {
+			return length
+		}
+	}
+	return -1
+}
+
+func operationFromContext(ctx context.Context) *operation {
+	op, _ := ctx.Value(opContextKey{}).(*operation)
+	return op
 }
 
 // wait reports whether the operation finished within d. A negative d waits

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -84,12 +83,16 @@ func dialControl(ctx context.Context, network, address string, _ syscall.RawConn
 	return policy.checkAddress(address, addrPort.Addr())
 }
 
+// maxRedirects is below regclient's own limit of 10, so a loop reports this
+// check's error, which names the cause.
+const maxRedirects = 8
+
 // checkRedirect applies the policy to redirects and keeps credentials on
 // the host they belong to: Go's client would otherwise send the
 // Authorization header to another port of the same host.
 func checkRedirect(req *http.Request, via []*http.Request) error {
-	if len(via) >= 10 {
-		return errors.New("stopped after 10 redirects")
+	if len(via) >= maxRedirects {
+		return &kindError{kind: kindResponse, err: fmt.Errorf("stopped after %d redirects, the registry redirects in a loop", maxRedirects)}
 	}
 	if policy := policyFromContext(req.Context()); policy != nil && len(policy.allowed) > 0 {
 		if err := policy.checkRegistry(req.URL.Host); err != nil {

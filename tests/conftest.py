@@ -173,6 +173,8 @@ def write_made_layout(path: Path) -> None:
     odd["x-vendor-field"] = {"nested": [1, 2.5, None, "ünïcode"]}
     layout.tag("odd-fields", layout.add_image(odd))
 
+    layout.tag("not-json", layout.add_image(image_config("linux", "amd64"), config_bytes=b"this is not JSON"))
+
 
 @pytest.fixture(scope="session")
 def registry(olareg_binary: Path, layouts: Path) -> Iterator[Registry]:

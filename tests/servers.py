@@ -70,7 +70,8 @@ class ProxyHandler(http.server.BaseHTTPRequestHandler):
             return
         self.forward()
 
-    def forward(self) -> None:
+    def fetch_upstream(self) -> tuple[int, list[tuple[str, str]], bytes]:
+        """Send this request to the upstream registry and return its status, headers and body."""
         upstream = http.client.HTTPConnection(self.server.upstream, timeout=30)
         upstream.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
         # Headers such as Accept repeat; each line is forwarded as it came.
@@ -81,14 +82,22 @@ class ProxyHandler(http.server.BaseHTTPRequestHandler):
         response = upstream.getresponse()
         body = response.read()
         upstream.close()
-        self.send_response(response.status)
-        for name, value in response.getheaders():
-            if name.lower() not in HOP_HEADERS and name.lower() != "content-length":
-                self.send_header(name, self.server.rewrite(value))
-        self.send_header("Content-Length", str(len(body)))
+        headers = [(name, self.server.rewrite(value)) for name, value in response.getheaders() if name.lower() not in HOP_HEADERS]
+        return response.status, headers, body
+
+    def send_upstream(self, status: int, headers: list[tuple[str, str]], body: bytes, content_length: int | None = None) -> None:
+        """Answer with an upstream response, with Content-Length set to the body's length unless given."""
+        self.send_response(status)
+        for name, value in headers:
+            if name.lower() != "content-length":
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body) if content_length is None else content_length))
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
+
+    def forward(self) -> None:
+        self.send_upstream(*self.fetch_upstream())
 
 
 class ProxyServer(http.server.ThreadingHTTPServer):

@@ -1,0 +1,102 @@
+"""Timing helpers: medians over rounds of sequential, threaded, asyncio and batch fetches."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import regclient_ext
+
+from fetchers import Fetch, Target, make_client
+
+
+@dataclass(frozen=True)
+class Figure:
+    """The median of per-round values, with the lowest and highest round, in ``unit``."""
+
+    median: float
+    low: float
+    high: float
+    unit: str
+
+    @classmethod
+    def of(cls, values: list[float], unit: str) -> Figure:
+        return cls(statistics.median(values), min(values), max(values), unit)
+
+
+def per_fetch_ms(seconds: float, fetches: int) -> float:
+    return seconds * 1000 / fetches
+
+
+def sequential(fetch: Fetch, *, rounds: int, per_round: int, warmup: int = 1) -> Figure:
+    """Time ``per_round`` fetches one after another; each round gives ms per fetch."""
+    for _ in range(warmup):
+        fetch()
+    values = []
+    for _ in range(rounds):
+        begin = time.perf_counter()
+        for _ in range(per_round):
+            fetch()
+        values.append(per_fetch_ms(time.perf_counter() - begin, per_round))
+    return Figure.of(values, "ms/fetch")
+
+
+def thread_pool(fetch: Fetch, expected: Any, *, workers: int, total: int, rounds: int) -> Figure:
+    """Time ``total`` fetches spread over ``workers`` threads; each round gives wall time ÷ total."""
+    values = []
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(lambda _: fetch(), range(workers)))  # start every thread and its connection
+        for _ in range(rounds):
+            begin = time.perf_counter()
+            results = list(pool.map(lambda _: fetch(), range(total)))
+            values.append(per_fetch_ms(time.perf_counter() - begin, total))
+            check_all(results, expected)
+    return Figure.of(values, f"ms/fetch, wall ÷ {total}")
+
+
+def async_tasks(target: Target, expected: Any, *, tasks: int, rounds: int) -> Figure:
+    """Time ``tasks`` concurrent AsyncClient fetches on one event loop; each round gives wall time ÷ tasks."""
+
+    async def main() -> list[float]:
+        async with make_client(target, regclient_ext.AsyncClient, cache_size=0) as client:
+            await client.get_image_config(target.image, platform=target.platform)  # load Go and create the Go client
+            values = []
+            for _ in range(rounds):
+                begin = time.perf_counter()
+                results = await asyncio.gather(*(client.get_image_config(target.image, platform=target.platform) for _ in range(tasks)))
+                values.append(per_fetch_ms(time.perf_counter() - begin, tasks))
+                check_all(results, expected)
+            return values
+
+    return Figure.of(asyncio.run(main()), f"ms/fetch, wall ÷ {tasks}")
+
+
+def batch(client: regclient_ext.Client, target: Target, expected: Any, *, size: int, rounds: int) -> Figure:
+    """Time Client.get_image_configs on ``size`` copies of the image; each round gives wall time ÷ size."""
+    images = [target.image] * size
+    client.get_image_configs(images[:1], platform=target.platform)
+    values = []
+    for _ in range(rounds):
+        begin = time.perf_counter()
+        results = client.get_image_configs(images, platform=target.platform)
+        values.append(per_fetch_ms(time.perf_counter() - begin, size))
+        check_all(results, expected)
+    return Figure.of(values, f"ms/fetch, wall ÷ {size}")
+
+
+def checked(fetch: Fetch, expected: Any) -> Fetch:
+    """Run ``fetch`` once and return it if the config matches ``expected``; raise otherwise."""
+    result = fetch()
+    if result != expected:
+        raise RuntimeError("returned a config that differs from the fixture layout's")
+    return fetch
+
+
+def check_all(results: list[Any], expected: Any) -> None:
+    wrong = sum(1 for result in results if result != expected)
+    if wrong:
+        raise RuntimeError(f"{wrong} of {len(results)} fetches returned a config that differs from the fixture layout's")
