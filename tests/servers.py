@@ -105,12 +105,12 @@ class ProxyServer(http.server.ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, upstream: str, fault: Fault | None = None) -> None:
-        super().__init__(("127.0.0.1", 0), ProxyHandler)
+    def __init__(self, upstream: str, fault: Fault | None = None, address: str = "127.0.0.1") -> None:
+        super().__init__((address, 0), ProxyHandler)
         self.upstream = upstream
         self.fault = fault
         self.stats = ProxyStats()
-        self.host = f"127.0.0.1:{self.server_address[1]}"
+        self.host = f"{address}:{self.server_address[1]}"
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
         self.thread.start()
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 from . import _native
 
-__all__ = ["diagnostics"]
+__all__ = ["address_is_internal", "diagnostics"]
 
 
 def diagnostics() -> dict[str, int | bool]:
@@ -16,3 +18,12 @@ def diagnostics() -> dict[str, int | bool]:
     """
     clients, operations = _native.stats()
     return {"go_loaded": _native.loaded(), "clients": clients, "operations": operations}
+
+
+def address_is_internal(address: str) -> bool:
+    """Return whether block_private_networks refuses an IP address, without connecting to it."""
+    from ._default import shared_client
+
+    client = shared_client()
+    meta, _ = client._decode(client._call(json.dumps({"kind": "classify_address", "image": address}).encode()))
+    return bool(meta["internal"])
