@@ -78,9 +78,20 @@ func dialControl(ctx context.Context, network, address string, _ syscall.RawConn
 	}
 	addrPort, err := netip.ParseAddrPort(address)
 	if err != nil {
-		return policyError("connection to %s refused: cannot parse the address", address)
+		return refuse(ctx, policyError("connection to %s refused: cannot parse the address", address))
 	}
-	return policy.checkAddress(address, addrPort.Addr())
+	return refuse(ctx, policy.checkAddress(address, addrPort.Addr()))
+}
+
+// refuse ends the whole operation with a policy error, so regclient does
+// not retry what the policy will refuse again.
+func refuse(ctx context.Context, err error) error {
+	if err != nil {
+		if op := operationFromContext(ctx); op != nil {
+			op.stop(err)
+		}
+	}
+	return err
 }
 
 // maxRedirects is below regclient's own limit of 10, so a loop reports this
@@ -96,7 +107,7 @@ func checkRedirect(req *http.Request, via []*http.Request) error {
 	}
 	if policy := policyFromContext(req.Context()); policy != nil && len(policy.allowed) > 0 {
 		if err := policy.checkRegistry(req.URL.Host); err != nil {
-			return policyError("redirect to %s refused: it is not in allowed_registries", req.URL.Host)
+			return refuse(req.Context(), policyError("redirect to %s refused: it is not in allowed_registries", req.URL.Host))
 		}
 	}
 	if !strings.EqualFold(req.URL.Host, via[0].URL.Host) {
