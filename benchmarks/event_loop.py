@@ -1,10 +1,11 @@
-"""How long each AsyncClient call holds the event loop, during many concurrent calls.
+"""How long each AsyncClient call blocks the event loop, during many concurrent calls.
 
-A call holds the loop in three places: ``_native.start`` (hand the request
-to Go), ``_native.finish`` (copy the result out, called from the pipe
-reader) and the JSON decode of the result. tests/test_performance_features.py
-times the first two per function; this module also ties them to the call
-they belong to, through the operation handle, and adds the decode.
+A call blocks the loop in three places: ``_native.start`` (hand the
+request to Go), ``_native.finish`` (copy the result out, called from the
+pipe reader) and the JSON decode of the result. TimedNative in
+tests/test_performance_features.py times the first two per function. This
+module ties each step to the call it belongs to, through the operation
+handle, and adds the decode.
 """
 
 from __future__ import annotations
@@ -24,19 +25,25 @@ from measure import Figure
 
 
 @dataclass
-class LoopHolds:
-    """Seconds spent in each timed step, keyed by operation handle or by asyncio task."""
+class LoopBlocking:
+    """Seconds spent in each timed step, keyed by operation handle or by asyncio task.
+
+    ``native_calls`` keeps (wall, thread CPU) seconds of every start and
+    finish call, to tell work from waiting.
+    """
 
     start: dict[int, float] = field(default_factory=dict)
     finish: dict[int, float] = field(default_factory=dict)
     decode: dict[asyncio.Task[Any], float] = field(default_factory=dict)
     operation_of_task: dict[asyncio.Task[Any], int] = field(default_factory=dict)
     reader_callbacks: list[float] = field(default_factory=list)
+    native_calls: list[tuple[float, float]] = field(default_factory=list)
 
     def clear(self) -> None:
         for steps in (self.start, self.finish, self.decode, self.operation_of_task):
             steps.clear()
         self.reader_callbacks.clear()
+        self.native_calls.clear()
 
     def per_call_ms(self) -> list[float]:
         return [(self.start[operation] + self.finish[operation] + self.decode[task]) * 1000 for task, operation in self.operation_of_task.items()]
@@ -45,32 +52,35 @@ class LoopHolds:
 class TimedNative:
     """Stands in for regclient_ext._native inside _async, timing start and finish per operation."""
 
-    def __init__(self, native: Any, holds: LoopHolds) -> None:
+    def __init__(self, native: Any, timings: LoopBlocking) -> None:
         self.native = native
-        self.holds = holds
+        self.timings = timings
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.native, name)
 
     def start(self, client: int, request: bytes, notify_fd: int) -> Any:
-        begin = time.perf_counter()
+        begin, cpu_begin = time.perf_counter(), time.thread_time()
         operation = self.native.start(client, request, notify_fd)
-        elapsed = time.perf_counter() - begin
+        elapsed, cpu = time.perf_counter() - begin, time.thread_time() - cpu_begin
+        self.timings.native_calls.append((elapsed, cpu))
         if operation is not None:
-            self.holds.start[operation] = elapsed
+            self.timings.start[operation] = elapsed
             task = asyncio.current_task()
             assert task is not None
-            self.holds.operation_of_task[task] = operation
+            self.timings.operation_of_task[task] = operation
         return operation
 
     def finish(self, operation: int) -> Any:
-        begin = time.perf_counter()
+        begin, cpu_begin = time.perf_counter(), time.thread_time()
         result = self.native.finish(operation)
-        self.holds.finish[operation] = time.perf_counter() - begin
+        elapsed, cpu = time.perf_counter() - begin, time.thread_time() - cpu_begin
+        self.timings.native_calls.append((elapsed, cpu))
+        self.timings.finish[operation] = elapsed
         return result
 
 
-def timed_decode(decode: Callable[[Any], Any], holds: LoopHolds) -> Callable[[Any], Any]:
+def timed_decode(decode: Callable[[Any], Any], timings: LoopBlocking) -> Callable[[Any], Any]:
     def wrapper(result: Any) -> Any:
         begin = time.perf_counter()
         try:
@@ -78,37 +88,37 @@ def timed_decode(decode: Callable[[Any], Any], holds: LoopHolds) -> Callable[[An
         finally:
             task = asyncio.current_task()
             assert task is not None
-            holds.decode[task] = time.perf_counter() - begin
+            timings.decode[task] = time.perf_counter() - begin
 
     return wrapper
 
 
-def timed_reader(collect: Callable[[], None], holds: LoopHolds) -> Callable[[], None]:
+def timed_reader(collect: Callable[[], None], timings: LoopBlocking) -> Callable[[], None]:
     def wrapper() -> None:
         begin = time.perf_counter()
         collect()
-        holds.reader_callbacks.append(time.perf_counter() - begin)
+        timings.reader_callbacks.append(time.perf_counter() - begin)
 
     return wrapper
 
 
-def loop_holds(target: Target, expected: Any, calls: int) -> tuple[Figure, Figure, Figure, Figure]:
-    """Run ``calls`` concurrent fetches and return the per-call hold's p50, p99 and max, and the longest pipe-reader callback, in ms."""
-    holds = LoopHolds()
+def run_concurrent_calls(target: Target, expected: Any, calls: int) -> LoopBlocking:
+    """Run ``calls`` concurrent fetches on a fresh AsyncClient and return the timings of that run."""
+    timings = LoopBlocking()
 
     async def main() -> list[Any]:
         client = make_client(target, regclient_ext.AsyncClient, cache_size=0)
         # Instance attributes shadow the methods: _watch registers the wrapped
         # reader on the first call, and get_image_config calls the wrapped decode.
-        client._collect = timed_reader(client._collect, holds)
-        client._config = timed_decode(client._config, holds)
+        client._collect = timed_reader(client._collect, timings)
+        client._config = timed_decode(client._config, timings)
         async with client:
             await client.get_image_config(target.image, platform=target.platform)  # load Go and create the Go client
-            holds.clear()  # count only the concurrent calls
+            timings.clear()  # count only the concurrent calls
             return await asyncio.gather(*(client.get_image_config(target.image, platform=target.platform) for _ in range(calls)))
 
     original = async_module._native
-    async_module._native = TimedNative(original, holds)
+    async_module._native = TimedNative(original, timings)
     try:
         results = asyncio.run(main())
     finally:
@@ -117,16 +127,37 @@ def loop_holds(target: Target, expected: Any, calls: int) -> tuple[Figure, Figur
     wrong = sum(1 for result in results if result != expected)
     if wrong:
         raise RuntimeError(f"{wrong} of {calls} async fetches returned a config that differs from the fixture layout's")
-    per_call = holds.per_call_ms()
-    if len(per_call) != calls:
-        raise RuntimeError(f"timed {len(per_call)} calls, expected {calls}")
+    if len(timings.operation_of_task) != calls:
+        raise RuntimeError(f"timed {len(timings.operation_of_task)} of {calls} calls: the others bypassed _native.start")
+    return timings
+
+
+def measure_loop_blocking(target: Target, expected: Any, calls: int, runs: int) -> dict[str, Figure]:
+    """Measure ``runs`` runs of ``calls`` concurrent fetches and return the blocking figures over all calls, in ms.
+
+    blocked_p50, blocked_p99 and blocked_max are per call. reader_max is
+    the longest pipe-reader callback. native_max is the longest single
+    start or finish call, and native_max_cpu the thread CPU time within it.
+    """
+    per_call: list[float] = []
+    reader_callbacks: list[float] = []
+    native_calls: list[tuple[float, float]] = []
+    for _ in range(runs):
+        timings = run_concurrent_calls(target, expected, calls)
+        per_call += timings.per_call_ms()
+        reader_callbacks += timings.reader_callbacks
+        native_calls += timings.native_calls
+
     percentiles = statistics.quantiles(per_call, n=100, method="inclusive")
-    return (
-        single_figure(percentiles[49]),
-        single_figure(percentiles[98]),
-        single_figure(max(per_call)),
-        single_figure(max(holds.reader_callbacks) * 1000),
-    )
+    longest_wall, longest_cpu = max(native_calls)
+    return {
+        "blocked_p50": single_figure(percentiles[49]),
+        "blocked_p99": single_figure(percentiles[98]),
+        "blocked_max": single_figure(max(per_call)),
+        "reader_max": single_figure(max(reader_callbacks) * 1000),
+        "native_max": single_figure(longest_wall * 1000),
+        "native_max_cpu": single_figure(longest_cpu * 1000),
+    }
 
 
 def single_figure(milliseconds: float) -> Figure:

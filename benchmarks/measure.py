@@ -34,15 +34,26 @@ def per_fetch_ms(seconds: float, fetches: int) -> float:
 
 def sequential(fetch: Fetch, *, rounds: int, per_round: int, warmup: int = 1) -> Figure:
     """Time ``per_round`` fetches one after another; each round gives ms per fetch."""
-    for _ in range(warmup):
-        fetch()
-    values = []
-    for _ in range(rounds):
-        begin = time.perf_counter()
-        for _ in range(per_round):
+    return interleaved({"only": fetch}, rounds=rounds, per_round=per_round, warmup=warmup)["only"]
+
+
+def interleaved(fetches: dict[str, Fetch], *, rounds: int, per_round: int, warmup: int = 1) -> dict[str, Figure]:
+    """Time each fetch as sequential() does, taking turns round by round.
+
+    Taking turns spreads a slow stretch of the machine over every fetch
+    alike, so the ratios between them hold better than the absolute times.
+    """
+    for fetch in fetches.values():
+        for _ in range(warmup):
             fetch()
-        values.append(per_fetch_ms(time.perf_counter() - begin, per_round))
-    return Figure.of(values, "ms/fetch")
+    values: dict[str, list[float]] = {name: [] for name in fetches}
+    for _ in range(rounds):
+        for name, fetch in fetches.items():
+            begin = time.perf_counter()
+            for _ in range(per_round):
+                fetch()
+            values[name].append(per_fetch_ms(time.perf_counter() - begin, per_round))
+    return {name: Figure.of(round_values, "ms/fetch") for name, round_values in values.items()}
 
 
 def thread_pool(fetch: Fetch, expected: Any, *, workers: int, total: int, rounds: int) -> Figure:

@@ -2,12 +2,12 @@
 
 Usage: python benchmarks/run.py [--quick]
 
-It builds and starts olareg and distribution on 127.0.0.1, serves the
-fixture layout tests/data/regclient-testrepo from both, and reads the
-linux/amd64 config of testrepo:v3 (a multi-platform index) every way the
-table lists: directly, then through a proxy that adds 20 ms to every
-request. Progress goes to stderr, the table to stdout. docs/benchmarks.md
-explains the rows and records a run.
+It builds and starts olareg and distribution on 127.0.0.1, and both serve
+the fixture layout tests/data/regclient-testrepo. Every row reads the
+linux/amd64 config of testrepo:v3 (a multi-platform index), first directly
+and then through a proxy that adds 20 ms to every request. Progress goes to
+stderr, the table to stdout. docs/benchmarks.md explains the rows and
+records a run.
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, TypeVar, Union
 
 BENCHMARKS = Path(__file__).resolve().parent
 ROOT = BENCHMARKS.parent
@@ -48,7 +49,7 @@ from fetchers import (  # noqa: E402
     python_dxf_fetcher,
     skopeo_fetcher,
 )
-from measure import Figure, async_tasks, batch, checked, sequential, thread_pool  # noqa: E402
+from measure import Figure, async_tasks, batch, checked, interleaved, sequential, thread_pool  # noqa: E402
 
 REPOSITORY = "testrepo"
 TAG = "v3"
@@ -57,11 +58,13 @@ ADDED_LATENCY = 0.020  # seconds the proxy waits before forwarding each request
 WORKERS = 16
 CONCURRENT_FETCHES = 200
 EVENT_LOOP_CALLS = 1000
+EVENT_LOOP_RUNS = 3
 BENCH_BIN = ROOT / "build" / "bench-bin"
 GO_CACHE = ROOT / "build" / "go-cache"
 
-# A cell holds a measured Figure, or text that says why there is no figure.
+# A cell is a measured Figure, or text that says why there is no figure.
 Cell = Union[Figure, str]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -70,15 +73,14 @@ class Plan:
 
     rounds: int
     sequential: int
-    cached: int
     new_client: int
     python_peer: int
     command_rounds: int
 
 
-DIRECT_PLAN = Plan(rounds=7, sequential=100, cached=200, new_client=20, python_peer=30, command_rounds=9)
-DELAYED_PLAN = Plan(rounds=5, sequential=5, cached=10, new_client=3, python_peer=3, command_rounds=5)
-QUICK_PLAN = Plan(rounds=3, sequential=3, cached=3, new_client=2, python_peer=2, command_rounds=2)
+DIRECT_PLAN = Plan(rounds=11, sequential=100, new_client=20, python_peer=30, command_rounds=11)
+DELAYED_PLAN = Plan(rounds=7, sequential=5, new_client=3, python_peer=3, command_rounds=7)
+QUICK_PLAN = Plan(rounds=3, sequential=3, new_client=2, python_peer=2, command_rounds=2)
 
 # Each row: key, label, unit. Rows in ms/fetch also get their ratio to the floor.
 FETCH_ROWS = [
@@ -111,10 +113,12 @@ STARTUP_ROWS = [
     ("rss", "VmRSS added by the first call (loads the Go runtime)", "MiB"),
 ]
 LOOP_ROWS = [
-    ("hold_p50", "event loop held per call, p50", "ms"),
-    ("hold_p99", "event loop held per call, p99", "ms"),
-    ("hold_max", "event loop held per call, max", "ms"),
-    ("reader_max", "longest pipe-reader callback (collects many calls)", "ms"),
+    ("blocked_p50", "event loop blocked per call (start + finish + decode), p50", "ms"),
+    ("blocked_p99", "event loop blocked per call (start + finish + decode), p99", "ms"),
+    ("blocked_max", "event loop blocked per call (start + finish + decode), max", "ms"),
+    ("reader_max", "longest pipe-reader callback (finishes many calls at once)", "ms"),
+    ("native_max", "longest single _native.start or _native.finish", "ms"),
+    ("native_max_cpu", "thread CPU time within that longest call", "ms"),
 ]
 Row = tuple[str, str, str]
 
@@ -123,8 +127,8 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def attempt(run: Callable[[], Cell]) -> Cell:
-    """Run one row's measurement; a failure becomes the row's text instead of ending the benchmark."""
+def attempt(run: Callable[[], T]) -> T | str:
+    """Run one measurement; a failure becomes the text of its rows instead of ending the benchmark."""
     try:
         return run()
     except Exception as error:  # noqa: BLE001 - any failure is reported in the table
@@ -194,39 +198,38 @@ def command_peer(make_fetcher: Callable[[Target], Any], target: Target, expected
 def measure_fetches(target: Target, expected: Any, plan: Plan, regctl: RegctlConfig | str) -> dict[str, Cell]:
     """Measure every fetch row against one registry address (direct or through the proxy)."""
     cells: dict[str, Cell] = {}
+    floor = FloorFetcher(target)
+    client = make_client(target, cache_size=0)
+    cached_client = make_client(target)
 
-    def floor_sequential() -> Cell:
-        floor = FloorFetcher(target)
-        try:
-            return sequential(checked(floor.fetch, expected), rounds=plan.rounds, per_round=plan.sequential)
-        finally:
-            floor.close()
+    def fetch() -> Any:
+        return client.get_image_config(target.image, platform=target.platform)
+
+    def fetch_cached() -> Any:
+        return cached_client.get_image_config(target.image, platform=target.platform)
+
+    def compared_with_floor() -> dict[str, Figure]:
+        fetches = {"floor": checked(floor.fetch, expected), "warm": checked(fetch, expected), "cached": checked(fetch_cached, expected)}
+        return interleaved(fetches, rounds=plan.rounds, per_round=plan.sequential)
 
     def floor_pool() -> Cell:
-        floor = ThreadLocalFloor(target)
+        threaded_floor = ThreadLocalFloor(target)
         try:
-            return thread_pool(floor.fetch, expected, workers=WORKERS, total=CONCURRENT_FETCHES, rounds=plan.rounds)
+            return thread_pool(threaded_floor.fetch, expected, workers=WORKERS, total=CONCURRENT_FETCHES, rounds=plan.rounds)
         finally:
-            floor.close()
+            threaded_floor.close()
 
-    cells["floor"] = attempt(floor_sequential)
-    cells["floor_pool"] = attempt(floor_pool)
-
-    with make_client(target, cache_size=0) as client:
-
-        def fetch() -> Any:
-            return client.get_image_config(target.image, platform=target.platform)
-
-        cells["warm"] = attempt(lambda: sequential(checked(fetch, expected), rounds=plan.rounds, per_round=plan.sequential))
+    try:
+        figures = attempt(compared_with_floor)
+        for key in ("floor", "warm", "cached"):
+            cells[key] = figures[key] if isinstance(figures, dict) else figures
+        cells["floor_pool"] = attempt(floor_pool)
         cells["pool"] = attempt(lambda: thread_pool(fetch, expected, workers=WORKERS, total=CONCURRENT_FETCHES, rounds=plan.rounds))
         cells["batch"] = attempt(lambda: batch(client, target, expected, size=CONCURRENT_FETCHES, rounds=plan.rounds))
-
-    with make_client(target) as cached_client:
-
-        def fetch_cached() -> Any:
-            return cached_client.get_image_config(target.image, platform=target.platform)
-
-        cells["cached"] = attempt(lambda: sequential(checked(fetch_cached, expected), rounds=plan.rounds, per_round=plan.cached))
+    finally:
+        floor.close()
+        client.close()
+        cached_client.close()
 
     cells["new_client"] = attempt(
         lambda: sequential(checked(lambda: fetch_with_new_client(target), expected), rounds=plan.rounds, per_round=plan.new_client)
@@ -247,7 +250,11 @@ def measure_fetches(target: Target, expected: Any, plan: Plan, regctl: RegctlCon
 
 def fastest_peer(cells: dict[str, Cell]) -> Cell:
     warm = cells["warm"]
-    peers = [(cells[key].median, key) for key in PEER_ROWS if isinstance(cells[key], Figure)]
+    peers = []
+    for key in PEER_ROWS:
+        cell = cells[key]
+        if isinstance(cell, Figure):
+            peers.append((cell.median, key))
     if not isinstance(warm, Figure) or not peers:
         return "no figure: a row it needs failed"
     fastest, key = min(peers)
@@ -256,18 +263,23 @@ def fastest_peer(cells: dict[str, Cell]) -> Cell:
 
 def concurrency_ratios(cells: dict[str, Cell]) -> dict[str, Cell]:
     """Derive the concurrency figures from the fetch rows measured behind the delaying proxy."""
-
-    def ratio(numerator: Cell, denominator: Cell, scale: float = 1.0) -> Cell:
-        if not isinstance(numerator, Figure) or not isinstance(denominator, Figure):
-            return "no figure: a row it needs failed"
-        return f"{format_number(numerator.median * scale / denominator.median)}×"
-
-    return {
-        # Both rows are ms per fetch, so 1 thread's time per fetch over the pool's is the throughput ratio.
-        "pool_speedup": ratio(cells["warm"], cells["pool"]),
-        "async_vs_one": ratio(cells["async"], cells["warm"], CONCURRENT_FETCHES),
-        "batch_vs_pool": ratio(cells["batch"], cells["pool"]),
-    }
+    warm, pool, async_run, batch_run = cells["warm"], cells["pool"], cells["async"], cells["batch"]
+    ratios: dict[str, Cell] = {}
+    if isinstance(warm, Figure) and isinstance(pool, Figure):
+        # Both are ms per fetch, so 1 thread's time per fetch over the pool's is the throughput ratio.
+        ratios["pool_speedup"] = (
+            f"{format_number(warm.median / pool.median)}× "
+            f"({format_number(1000 / warm.median)} vs {format_number(1000 / pool.median)} fetches/s)"
+        )
+    if isinstance(warm, Figure) and isinstance(async_run, Figure):
+        total = async_run.median * CONCURRENT_FETCHES
+        ratios["async_vs_one"] = f"{format_number(total / warm.median)}× ({format_number(total)} vs {format_number(warm.median)} ms)"
+    if isinstance(batch_run, Figure) and isinstance(pool, Figure):
+        batch_total, pool_total = batch_run.median * CONCURRENT_FETCHES, pool.median * CONCURRENT_FETCHES
+        ratios["batch_vs_pool"] = f"{format_number(batch_total / pool_total)}× ({format_number(batch_total)} vs {format_number(pool_total)} ms)"
+    for key, _, _ in CONCURRENCY_ROWS:
+        ratios.setdefault(key, "no figure: a row it needs failed")
+    return ratios
 
 
 def measure_startup(targets: dict[str, Target], runs: int, warm_calls: int) -> dict[str, dict[str, Cell]]:
@@ -282,7 +294,7 @@ def measure_startup(targets: dict[str, Target], runs: int, warm_calls: int) -> d
     }
     for name, target in targets.items():
         log(f"start-up: first call against {name}")
-        result = attempt(lambda: startup.first_call(target, runs // 2, warm_calls))
+        result = attempt(partial(startup.first_call, target, runs // 2, warm_calls))
         rows["first_call"][name], rows["rss"][name] = result if isinstance(result, tuple) else (result, result)
     return rows
 
@@ -366,6 +378,7 @@ def main() -> None:
     delayed_plan = QUICK_PLAN if arguments.quick else DELAYED_PLAN
     startup_runs = 4 if arguments.quick else 30
     event_loop_calls = 100 if arguments.quick else EVENT_LOOP_CALLS
+    event_loop_runs = 1 if arguments.quick else EVENT_LOOP_RUNS
 
     expected = json.loads(LayoutReader(FIXTURE_LAYOUT).config_for(TAG, PLATFORM)[1])
     try:
@@ -395,9 +408,9 @@ def main() -> None:
             for key, cell in measured.items():
                 delayed_cells[key][name] = cell
             log(f"{name}: event loop, {event_loop_calls} calls")
-            holds = attempt(lambda: event_loop.loop_holds(direct[name], expected, event_loop_calls))
-            for (key, _, _), cell in zip(LOOP_ROWS, holds if isinstance(holds, tuple) else [holds] * len(LOOP_ROWS)):
-                loop_cells[key][name] = cell
+            blocking = attempt(partial(event_loop.measure_loop_blocking, direct[name], expected, event_loop_calls, event_loop_runs))
+            for key, _, _ in LOOP_ROWS:
+                loop_cells[key][name] = blocking[key] if isinstance(blocking, dict) else blocking
 
         log("start-up")
         startup_cells = measure_startup(direct, startup_runs, warm_calls=20)
@@ -417,7 +430,7 @@ def main() -> None:
         ("Direct to the registry on 127.0.0.1", FETCH_ROWS, direct_cells, direct_floor),
         (f"Through a proxy that adds {ADDED_LATENCY * 1000:.0f} ms to every request", FETCH_ROWS + CONCURRENCY_ROWS, delayed_cells, delayed_floor),
         ("Start-up, fresh interpreter per run", STARTUP_ROWS, startup_cells, {}),
-        (f"Event loop during {event_loop_calls} concurrent AsyncClient calls (direct)", LOOP_ROWS, loop_cells, {}),
+        (f"Event loop, {event_loop_runs} × {event_loop_calls} concurrent AsyncClient calls (direct)", LOOP_ROWS, loop_cells, {}),
     ]
     print(render_table(sections, list(servers)))
     log(f"machine: {describe_machine()}")

@@ -33,6 +33,17 @@ BASIC_USER = "alice"
 BASIC_PASSWORD = "correct-horse-battery-staple"
 
 
+def cheap_password_hash(password: str) -> str:
+    """Hash a password for olareg's auth file with bcrypt's lowest cost.
+
+    olareg's own `hash` command uses the default cost, which spends about
+    70 ms of CPU on every login attempt; tests make thousands.
+    """
+    import bcrypt
+
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()
+
+
 def build_go_tool(package: str, name: str) -> Path:
     """Build a Go command from the pinned tools module, reusing the binary while go.sum is unchanged."""
     stamp = hashlib.sha256((TOOLS_MODULE / "go.sum").read_bytes() + package.encode()).hexdigest()[:16]
@@ -185,9 +196,7 @@ def registry(olareg_binary: Path, layouts: Path) -> Iterator[Registry]:
 
 @pytest.fixture(scope="session")
 def basic_auth_registry(olareg_binary: Path, layouts: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    password_hash = subprocess.run(
-        [str(olareg_binary), "hash", "--pass", BASIC_PASSWORD], capture_output=True, text=True, check=True
-    ).stdout.strip()
+    password_hash = cheap_password_hash(BASIC_PASSWORD)
     auth_file = tmp_path_factory.mktemp("auth") / "auth.yaml"
     auth_file.write_text(
         "users:\n"
@@ -248,9 +257,7 @@ def token_registry(olareg_binary: Path, layouts: Path, tmp_path_factory: pytest.
     """olareg with opaque bearer tokens, behind a counting proxy that also carries the token requests."""
     from servers import ProxyServer
 
-    password_hash = subprocess.run(
-        [str(olareg_binary), "hash", "--pass", BASIC_PASSWORD], capture_output=True, text=True, check=True
-    ).stdout.strip()
+    password_hash = cheap_password_hash(BASIC_PASSWORD)
     auth_file = tmp_path_factory.mktemp("token-auth") / "auth.yaml"
     auth_file.write_text(
         f'users:\n  {BASIC_USER}:\n    cred: "{password_hash}"\n'
