@@ -13,6 +13,7 @@ from ._default import get_image_config, inspect_image
 from ._diagnostics import diagnostics
 from ._host import Host
 from ._version import __version__
+from .types import ContainerConfig, History, ImageConfig, RootFS
 from .errors import (
     AuthenticationError,
     ClientClosedError,
@@ -37,10 +38,13 @@ __all__ = [
     "AsyncClient",
     "AuthenticationError",
     "Client",
+    "ContainerConfig",
     "ClientClosedError",
     "DigestMismatchError",
     "ForkError",
+    "History",
     "Host",
+    "ImageConfig",
     "ImageInfo",
     "InvalidContentError",
     "InvalidPlatformError",
@@ -53,6 +57,7 @@ __all__ = [
     "RegistryConnectionError",
     "RegistryResponseError",
     "RegistryTimeoutError",
+    "RootFS",
     "SizeLimitError",
     "UnsupportedMediaTypeError",
     "__version__",

@@ -17,6 +17,7 @@ from typing import Any
 from . import _native
 from ._client import BaseClient, ImageInfo
 from .errors import RegclientError
+from .types import ImageConfig
 
 __all__ = ["AsyncClient"]
 
@@ -49,7 +50,7 @@ class AsyncClient(BaseClient):
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         await self.aclose()
 
-    async def get_image_config(self, image: str, *, platform: str | None = None, timeout: float | None = None) -> dict[str, Any]:
+    async def get_image_config(self, image: str, *, platform: str | None = None, timeout: float | None = None) -> ImageConfig:
         """Return the config of ``image`` for ``platform`` (default: the host's) as a dict."""
         return self._config(await self._run(self._config_request(image, platform, timeout)))
 
@@ -59,7 +60,7 @@ class AsyncClient(BaseClient):
 
     async def get_image_configs(
         self, images: Sequence[str], *, platform: str | None = None, timeout: float | None = None, return_exceptions: bool = False
-    ) -> list[Any]:
+    ) -> list[ImageConfig | RegclientError]:
         """Return the configs of many images, fetched concurrently, in input order."""
         if isinstance(images, (str, bytes)):
             raise TypeError("images must be a sequence of image references, not a single str")

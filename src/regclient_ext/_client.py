@@ -10,12 +10,13 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 from . import _native
 from ._host import Host
 from ._validate import check_platform, check_timeout, require_str
 from .errors import ClientClosedError, RegclientError, error_from_record
+from .types import ImageConfig
 
 __all__ = ["DEFAULT_CACHE_SIZE", "DEFAULT_TIMEOUT", "Client", "ImageInfo"]
 
@@ -42,7 +43,7 @@ class ImageInfo:
     config_digest: str
     media_type: str
     platform: str
-    config: dict[str, Any] = field(repr=False)
+    config: ImageConfig = field(repr=False)
     platforms: tuple[str, ...] = ()
 
 
@@ -157,10 +158,10 @@ class BaseClient:
             raise error_from_record(envelope["error"], self._secrets)
         return envelope["result"], body
 
-    def _config(self, result: tuple[bool, bytes, bytes]) -> dict[str, Any]:
+    def _config(self, result: tuple[bool, bytes, bytes]) -> ImageConfig:
         meta, body = self._decode(result)
         logger.debug("fetched config %s for %s", meta["config_digest"], meta["reference"])
-        return json.loads(body)
+        return cast(ImageConfig, json.loads(body))
 
     def _image_info(self, result: tuple[bool, bytes, bytes]) -> ImageInfo:
         meta, body = self._decode(result)
@@ -171,11 +172,11 @@ class BaseClient:
             config_digest=meta["config_digest"],
             media_type=meta["media_type"],
             platform=meta["platform"],
-            config=json.loads(body),
+            config=cast(ImageConfig, json.loads(body)),
             platforms=tuple(meta["platforms"]),
         )
 
-    def _config_or_error(self, result: tuple[bool, bytes, bytes], return_exceptions: bool) -> dict[str, Any] | RegclientError:
+    def _config_or_error(self, result: tuple[bool, bytes, bytes], return_exceptions: bool) -> ImageConfig | RegclientError:
         try:
             return self._config(result)
         except RegclientError as error:
@@ -212,7 +213,7 @@ class Client(BaseClient):
         """Release the Go client. Calls still running end with ClientClosedError."""
         self._free()
 
-    def get_image_config(self, image: str, *, platform: str | None = None, timeout: float | None = None) -> dict[str, Any]:
+    def get_image_config(self, image: str, *, platform: str | None = None, timeout: float | None = None) -> ImageConfig:
         """Return the config of ``image`` for ``platform`` (default: the host's) as a dict.
 
         The dict is the config blob exactly as the registry stores it,
@@ -226,7 +227,7 @@ class Client(BaseClient):
 
     def get_image_configs(
         self, images: Sequence[str], *, platform: str | None = None, timeout: float | None = None, return_exceptions: bool = False
-    ) -> list[Any]:
+    ) -> list[ImageConfig | RegclientError]:
         """Return the configs of many images, fetched concurrently, in input order.
 
         With ``return_exceptions=True`` a failed lookup puts its

@@ -9,6 +9,7 @@ from typing import Any
 from ._client import DEFAULT_TIMEOUT, Client, ImageInfo
 from ._host import TLS_MODES, Host
 from ._validate import require_str
+from .types import ImageConfig
 
 __all__ = ["get_image_config", "inspect_image"]
 
@@ -72,7 +73,7 @@ def get_image_config(
     tls_hostname: str | None = None,
     tls: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
-) -> dict[str, Any]:
+) -> ImageConfig:
     """Return the config of ``image`` as a dict, using a shared client.
 
     ``username`` and ``password`` apply to the image's registry. ``tls`` is
