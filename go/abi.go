@@ -14,6 +14,7 @@ package main
 import "C"
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"runtime/cgo"
@@ -42,7 +43,7 @@ func rcx_client_new(opts *C.char, optsLen C.size_t, client *C.uintptr_t, errOut 
 		}
 	}()
 
-	c, err := newClient(C.GoBytes(unsafe.Pointer(opts), C.int(optsLen)))
+	c, err := newClient(copyInput(opts, optsLen))
 	if err != nil {
 		setBuffer(errOut, errLen, encodeError(err))
 		return codeError
@@ -70,7 +71,6 @@ func rcx_client_free(client C.uintptr_t) {
 //
 //export rcx_op_start
 func rcx_op_start(client C.uintptr_t, req *C.char, reqLen C.size_t, notifyFd C.int) (handle C.uintptr_t) {
-	raw := C.GoBytes(unsafe.Pointer(req), C.int(reqLen))
 	var op *operation
 	defer func() {
 		if p := recover(); p != nil {
@@ -82,7 +82,7 @@ func rcx_op_start(client C.uintptr_t, req *C.char, reqLen C.size_t, notifyFd C.i
 
 	c, ok := clientFromHandle(client)
 	if ok {
-		op = c.newOperation(raw)
+		op = c.newOperation(copyInput(req, reqLen))
 	} else {
 		op = failedOperation(&kindError{kind: kindCanceled, err: errors.New("the client is closed")})
 	}
@@ -185,6 +185,23 @@ func rcx_op_free(op C.uintptr_t) {
 //export rcx_free
 func rcx_free(p unsafe.Pointer) {
 	C.free(p)
+}
+
+// maxInput bounds the JSON documents accepted from C. The Python layer
+// sends a few KiB; anything near this is a bug or an attack.
+const maxInput = 16 << 20
+
+// copyInput copies a C buffer into Go memory. It panics (and the caller
+// recovers) on a length past maxInput, which C.GoBytes's int length could
+// not hold on every platform.
+func copyInput(p *C.char, n C.size_t) []byte {
+	if n > maxInput {
+		panic(fmt.Sprintf("input of %d bytes is larger than the %d byte limit", uint64(n), maxInput))
+	}
+	if n == 0 {
+		return nil
+	}
+	return bytes.Clone(unsafe.Slice((*byte)(unsafe.Pointer(p)), int(n)))
 }
 
 // setBuffer copies data into a new C buffer. An empty slice still gets a

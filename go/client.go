@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/regclient/regclient"
 	"github.com/regclient/regclient/config"
@@ -81,9 +84,14 @@ type Client struct {
 	rc     *regclient.RegClient
 	cache  *contentCache
 	policy *networkPolicy
-	ctx    context.Context
-	cancel context.CancelFunc
-	logs   logSink
+
+	// transportErrors holds the last failed connection per host, so a
+	// call that times out while regclient retries it can say why.
+	transportMu     sync.Mutex
+	transportErrors map[string]transportError
+	ctx             context.Context
+	cancel          context.CancelFunc
+	logs            logSink
 }
 
 func newClient(raw []byte) (*Client, error) {
@@ -98,7 +106,7 @@ func newClient(raw []byte) (*Client, error) {
 	defaultHost := config.Host{ReqConcurrent: defaultConcurrency}
 	rcOpts := []regclient.Opt{
 		regclient.WithConfigHostDefault(defaultHost),
-		regclient.WithSlog(slog.New(&sinkHandler{sink: &c.logs})),
+		regclient.WithSlog(slog.New(&sinkHandler{sink: &c.logs, client: c})),
 		// A client without a Transport makes regclient clone the default
 		// one per host, as without this option, so TLS settings still apply.
 		regclient.WithRegOpts(reg.WithHTTPClient(&http.Client{CheckRedirect: checkRedirect})),
@@ -128,6 +136,39 @@ func newClient(raw []byte) (*Client, error) {
 	c.rc = regclient.New(rcOpts...)
 	liveClients.Add(1)
 	return c, nil
+}
+
+type transportError struct {
+	message string
+	when    time.Time
+}
+
+func (c *Client) recordTransportError(rawURL, message string) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return
+	}
+	c.transportMu.Lock()
+	defer c.transportMu.Unlock()
+	if c.transportErrors == nil {
+		c.transportErrors = map[string]transportError{}
+	}
+	c.transportErrors[strings.ToLower(u.Host)] = transportError{message: message, when: time.Now()}
+}
+
+// transportErrorSince returns the last failed connection to registry's
+// host after since, or "".
+func (c *Client) transportErrorSince(registry string, since time.Time) string {
+	host := strings.ToLower(registry)
+	if host == config.DockerRegistry {
+		host = config.DockerRegistryDNS
+	}
+	c.transportMu.Lock()
+	defer c.transportMu.Unlock()
+	if e, ok := c.transportErrors[host]; ok && !e.when.Before(since) {
+		return e.message
+	}
+	return ""
 }
 
 func (c *Client) close() {

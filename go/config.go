@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -61,6 +63,11 @@ func fetchImageConfig(ctx context.Context, c *Client, req request, info *errorCo
 		}
 	} else if c.policy != nil && (len(c.policy.allowed) > 0 || c.policy.blockPrivate) {
 		return nil, policyError("ocidir references read local files, which the network policy does not allow")
+	}
+	if r.Scheme == "ocidir" {
+		if err := requireRegularFiles(r.Path, "oci-layout", "index.json"); err != nil {
+			return nil, err
+		}
 	}
 	defer func() { _ = rc.Close(context.Background(), r) }()
 
@@ -129,6 +136,9 @@ func fetchImageConfig(ctx context.Context, c *Client, req request, info *errorCo
 
 	body := c.cache.getConfig(cd.Digest.String())
 	if body == nil {
+		if err := requireLayoutBlob(r, cd.Digest.String()); err != nil {
+			return nil, err
+		}
 		body, err = readBlob(ctx, rc, r, cd)
 		if err != nil {
 			return nil, err
@@ -169,6 +179,9 @@ func (c *Client) getManifest(ctx context.Context, r ref.Ref, desc *descriptor.De
 	if r.Digest != "" {
 		if m := c.cache.getManifest(r.Digest); m != nil {
 			return m, nil
+		}
+		if err := requireLayoutBlob(r, r.Digest); err != nil {
+			return nil, err
 		}
 		opts := []regclient.ManifestOpts{}
 		if desc != nil {
@@ -213,7 +226,8 @@ func requestedPlatform(s string) (platform.Platform, bool, error) {
 	}
 	p, err := platform.Parse(s)
 	if err != nil {
-		return p, true, &kindError{kind: kindInvalidPlatform, err: fmt.Errorf("invalid platform %q: %w", s, err)}
+		// regclient's message repeats the value unquoted; this one names it once.
+		return p, true, &kindError{kind: kindInvalidPlatform, err: fmt.Errorf("invalid platform %q: expected os/arch[/variant][,osver=X], each part letters, digits, '_' or '-'", s)}
 	}
 	return p, true, nil
 }
@@ -313,6 +327,36 @@ func configPlatform(body []byte) (platform.Platform, error) {
 		return p, unsupportedMediaType(fmt.Errorf("config has no os or architecture, so it is not an image config"))
 	}
 	return p, nil
+}
+
+// requireRegularFiles refuses layout files that are not regular files:
+// regclient reads them without a context, so a FIFO or a device would
+// block the call past its timeout.
+func requireRegularFiles(dir string, names ...string) error {
+	for _, name := range names {
+		path := filepath.Join(dir, name)
+		info, err := os.Stat(path)
+		if err != nil {
+			return fmt.Errorf("cannot read the OCI layout at %s: %w", dir, err)
+		}
+		if !info.Mode().IsRegular() {
+			return &kindError{kind: kindInvalidContent, err: fmt.Errorf("%s in the OCI layout is not a regular file", path)}
+		}
+	}
+	return nil
+}
+
+// requireLayoutBlob checks a blob of an ocidir reference before regclient
+// opens it; registry references need no check.
+func requireLayoutBlob(r ref.Ref, digest string) error {
+	if r.Scheme != "ocidir" {
+		return nil
+	}
+	algorithm, encoded, ok := strings.Cut(digest, ":")
+	if !ok || strings.ContainsAny(encoded, "/\\.") || strings.ContainsAny(algorithm, "/\\.") {
+		return &kindError{kind: kindInvalidContent, err: fmt.Errorf("invalid digest %q", digest)}
+	}
+	return requireRegularFiles(filepath.Join(r.Path, "blobs", algorithm), encoded)
 }
 
 func registryName(r ref.Ref) string {

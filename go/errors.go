@@ -122,6 +122,11 @@ func errorKind(err error) string {
 			return entry.kind
 		}
 	}
+	var syntaxErr *json.SyntaxError
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &syntaxErr) || errors.As(err, &typeErr) || errors.Is(err, errs.ErrParsingFailed) {
+		return kindInvalidContent
+	}
 	if isConnectionError(err) {
 		return kindConnection
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -69,22 +70,26 @@ func (s *logSink) drain() []logRecord {
 
 // sinkHandler is the slog.Handler given to regclient.
 type sinkHandler struct {
-	sink  *logSink
-	attrs []slog.Attr
+	sink   *logSink
+	client *Client
+	attrs  []slog.Attr
 }
 
 func (h *sinkHandler) Enabled(ctx context.Context, level slog.Level) bool {
-	// Request traces are always wanted under an operation: they carry the
-	// Retry-After header of a 429 answer.
-	if level == types.LevelTrace && ctx.Value(opContextKey{}) != nil {
-		return true
+	// Request records are always wanted, whatever Python's level: a trace
+	// under an operation carries the Retry-After of a 429, and a failed
+	// request (logged at debug level) the reason a connection failed.
+	if level == types.LevelTrace {
+		return ctx.Value(opContextKey{}) != nil
 	}
-	return int64(pythonLevel(level)) >= h.sink.minLevel.Load()
+	return level >= slog.LevelDebug
 }
 
 func (h *sinkHandler) Handle(ctx context.Context, rec slog.Record) error {
 	op, _ := ctx.Value(opContextKey{}).(*operation)
-	if rec.Level == types.LevelTrace {
+	// regclient logs a failed request at debug level without its context,
+	// and a completed one at trace level with it.
+	if rec.Message == "reg http request" {
 		return h.handleRequest(op, rec)
 	}
 
@@ -93,6 +98,9 @@ func (h *sinkHandler) Handle(ctx context.Context, rec slog.Record) error {
 	write := func(a slog.Attr) bool {
 		fmt.Fprintf(&b, " %s=%s", a.Key, redactValue(a))
 		return true
+	}
+	if int64(pythonLevel(rec.Level)) < h.sink.minLevel.Load() {
+		return nil
 	}
 	for _, a := range h.attrs {
 		write(a)
@@ -105,7 +113,7 @@ func (h *sinkHandler) Handle(ctx context.Context, rec slog.Record) error {
 // handleRequest turns regclient's per-request trace into one debug line
 // without headers, and records Retry-After on the operation.
 func (h *sinkHandler) handleRequest(op *operation, rec slog.Record) error {
-	var method, url, status string
+	var method, url, status, transportErr string
 	var respHeaders http.Header
 	rec.Attrs(func(a slog.Attr) bool {
 		switch a.Key {
@@ -117,6 +125,8 @@ func (h *sinkHandler) handleRequest(op *operation, rec slog.Record) error {
 			status = a.Value.String()
 		case "resp-headers":
 			respHeaders, _ = a.Value.Any().(http.Header)
+		case "err":
+			transportErr = a.Value.String()
 		}
 		return true
 	})
@@ -126,8 +136,15 @@ func (h *sinkHandler) handleRequest(op *operation, rec slog.Record) error {
 	if op != nil && respHeaders != nil {
 		op.recordContentLength(url, respHeaders.Get("Content-Length"))
 	}
+	if transportErr != "" && h.client != nil {
+		h.client.recordTransportError(url, transportErr)
+	}
 	if h.sink.minLevel.Load() <= pyDebug {
-		h.deliver(op, logRecord{Level: pyDebug, Message: fmt.Sprintf("%s %s: %s", method, url, status)})
+		outcome := status
+		if transportErr != "" {
+			outcome = transportErr
+		}
+		h.deliver(op, logRecord{Level: pyDebug, Message: fmt.Sprintf("%s %s: %s", method, url, outcome)})
 	}
 	return nil
 }
@@ -141,7 +158,7 @@ func (h *sinkHandler) deliver(op *operation, rec logRecord) {
 }
 
 func (h *sinkHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return &sinkHandler{sink: h.sink, attrs: append(append([]slog.Attr{}, h.attrs...), attrs...)}
+	return &sinkHandler{sink: h.sink, client: h.client, attrs: append(append([]slog.Attr{}, h.attrs...), attrs...)}
 }
 
 // WithGroup flattens groups: the records are text lines, not trees.
@@ -180,13 +197,16 @@ func parseRetryAfter(value string, now time.Time) (float64, bool) {
 	if value == "" {
 		return 0, false
 	}
-	var seconds int64
-	if _, err := fmt.Sscanf(value, "%d", &seconds); err == nil && fmt.Sprint(seconds) == value && seconds >= 0 {
-		return float64(seconds), true
+	if seconds, err := strconv.ParseUint(value, 10, 64); err == nil {
+		return min(float64(seconds), maxRetryAfter), true
 	}
 	when, err := http.ParseTime(value)
 	if err != nil {
 		return 0, false
 	}
-	return max(when.Sub(now).Seconds(), 0), true
+	return min(max(when.Sub(now).Seconds(), 0), maxRetryAfter), true
 }
+
+// maxRetryAfter caps a Retry-After at about 31 years, far past any timeout
+// and well inside time.Duration's range.
+const maxRetryAfter = 1e9

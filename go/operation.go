@@ -42,6 +42,7 @@ type operation struct {
 	stop     context.CancelCauseFunc
 	deadline time.Time
 	client   *Client
+	started  time.Time
 	req      request
 	ctx      context.Context
 	logs     logSink
@@ -67,7 +68,7 @@ func (c *Client) newOperation(raw []byte) *operation {
 	}
 	c.logs.minLevel.Store(req.LogLevel)
 
-	op := &operation{done: make(chan struct{}), client: c, req: req}
+	op := &operation{done: make(chan struct{}), client: c, req: req, started: time.Now()}
 	ctx, stop := context.WithCancelCause(context.WithValue(c.ctx, opContextKey{}, op))
 	op.stop = stop
 	if req.TimeoutMs > 0 {
@@ -198,7 +199,7 @@ func (op *operation) setRetryAfter(header string) {
 
 	if ok && !op.deadline.IsZero() && now.Add(time.Duration(seconds*float64(time.Second))).After(op.deadline) {
 		op.stop(&kindError{kind: kindRateLimit, err: fmt.Errorf(
-			"rate limit exceeded [http 429]: the registry asked to wait %.0f s, more than the %.1f s left of the timeout",
+			"rate limit exceeded [http 429]: the registry asked to wait %.1f s, longer than the %.1f s left before the timeout",
 			seconds, op.deadline.Sub(now).Seconds())})
 	}
 }
@@ -272,13 +273,19 @@ func (op *operation) contextError(ctx context.Context, err error) error {
 		return err
 	}
 	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, ctx.Err()) {
-		return fmt.Errorf("%w (%w)", cause, err)
+		return cause
 	}
 	op.mu.Lock()
 	rateLimited := op.rateLimited
 	op.mu.Unlock()
-	if rateLimited && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+	timedOut := errors.Is(ctx.Err(), context.DeadlineExceeded)
+	if rateLimited && timedOut {
 		return &kindError{kind: kindRateLimit, err: fmt.Errorf("timed out while the registry answered 429 Too Many Requests: %w", err)}
+	}
+	if timedOut && op.info != nil {
+		if failure := op.client.transportErrorSince(op.info.Registry, op.started); failure != "" {
+			return &kindError{kind: kindConnection, err: fmt.Errorf("connection to %s failed, retried until the timeout: %s", op.info.Registry, failure)}
+		}
 	}
 	return fmt.Errorf("%w: %w", ctx.Err(), err)
 }

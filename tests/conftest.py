@@ -185,6 +185,8 @@ def write_made_layout(path: Path) -> None:
     layout.tag("odd-fields", layout.add_image(odd))
 
     layout.tag("not-json", layout.add_image(image_config("linux", "amd64"), config_bytes=b"this is not JSON"))
+    deep = b'{"architecture":"amd64","os":"linux","x":' + b"[" * 5000 + b"]" * 5000 + b"}"
+    layout.tag("too-deep", layout.add_image(image_config("linux", "amd64"), config_bytes=deep))
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,8 @@ package does not start the Go runtime; the first call does.
     >>> config = regclient_ext.get_image_config("ocidir://tests/data/regclient-testrepo:v1")
 """
 
+import logging
+
 from ._async import AsyncClient
 from ._client import Client, ImageInfo
 from ._default import get_image_config, inspect_image
@@ -19,6 +21,7 @@ from .errors import (
     ClientClosedError,
     DigestMismatchError,
     ForkError,
+    InvalidArgumentError,
     InvalidContentError,
     InvalidPlatformError,
     InvalidReferenceError,
@@ -34,6 +37,10 @@ from .errors import (
     UnsupportedMediaTypeError,
 )
 
+# A library leaves handlers to the application; this keeps Python's
+# last-resort handler from printing regclient's warnings to stderr.
+logging.getLogger("regclient_ext").addHandler(logging.NullHandler())
+
 __all__ = [
     "AsyncClient",
     "AuthenticationError",
@@ -46,6 +53,7 @@ __all__ = [
     "Host",
     "ImageConfig",
     "ImageInfo",
+    "InvalidArgumentError",
     "InvalidContentError",
     "InvalidPlatformError",
     "InvalidReferenceError",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import math
@@ -15,7 +16,7 @@ from typing import Any, cast
 from . import _native
 from ._host import Host
 from ._validate import check_platform, check_timeout, require_str
-from .errors import ClientClosedError, RegclientError, error_from_record
+from .errors import ClientClosedError, InvalidContentError, InvalidReferenceError, RegclientError, error_from_record
 from .types import ImageConfig
 
 __all__ = ["DEFAULT_CACHE_SIZE", "DEFAULT_TIMEOUT", "Client", "ImageInfo"]
@@ -23,6 +24,8 @@ __all__ = ["DEFAULT_CACHE_SIZE", "DEFAULT_TIMEOUT", "Client", "ImageInfo"]
 logger = logging.getLogger("regclient_ext")
 
 DEFAULT_TIMEOUT = 30.0
+# Longer than any registry reference or ocidir path (PATH_MAX is 4096).
+MAX_REFERENCE_LENGTH = 4096
 # Manifests and configs are a few KiB each, so 32 MiB holds thousands.
 DEFAULT_CACHE_SIZE = 32 * 1024 * 1024
 
@@ -97,6 +100,8 @@ class BaseClient:
             }
         ).encode()
         self._secrets = tuple(secret for host in host_list for secret in host._secrets())
+        if docker_config:
+            self._secrets += _docker_config_secrets()
         self._hosts = tuple(host.name for host in host_list)
         self._lock = threading.Lock()
         self._handle = 0
@@ -136,6 +141,8 @@ class BaseClient:
 
     def _config_request(self, image: object, platform: object, timeout: object) -> bytes:
         require_str("image", image)
+        if len(image) > MAX_REFERENCE_LENGTH:  # type: ignore[arg-type]
+            raise InvalidReferenceError(f"image reference is {len(image)} characters, more than the {MAX_REFERENCE_LENGTH} allowed")  # type: ignore[arg-type]
         seconds = self._timeout if timeout is None else check_timeout(timeout)
         request = {
             "kind": "config",
@@ -161,7 +168,7 @@ class BaseClient:
     def _config(self, result: tuple[bool, bytes, bytes]) -> ImageConfig:
         meta, body = self._decode(result)
         logger.debug("fetched config %s for %s", meta["config_digest"], meta["reference"])
-        return cast(ImageConfig, json.loads(body))
+        return _parse_config(body, meta)
 
     def _image_info(self, result: tuple[bool, bytes, bytes]) -> ImageInfo:
         meta, body = self._decode(result)
@@ -172,7 +179,7 @@ class BaseClient:
             config_digest=meta["config_digest"],
             media_type=meta["media_type"],
             platform=meta["platform"],
-            config=cast(ImageConfig, json.loads(body)),
+            config=_parse_config(body, meta),
             platforms=tuple(meta["platforms"]),
         )
 
@@ -247,6 +254,48 @@ class Client(BaseClient):
 
     def _call(self, request: bytes) -> tuple[bool, bytes, bytes]:
         return _native.call(self._acquire(), request)
+
+
+def _parse_config(body: bytes, meta: dict[str, Any]) -> ImageConfig:
+    """Parse a config that Go has checked is JSON; Python's parser has limits Go's lacks."""
+    try:
+        config = json.loads(body)
+    except (ValueError, RecursionError) as error:
+        raise InvalidContentError(
+            f"config {meta['config_digest']} of {meta['reference']} cannot be parsed in Python: {type(error).__name__}: {error}",
+            reference=meta["reference"],
+            registry=meta["registry"],
+        ) from None
+    if not isinstance(config, dict):
+        raise InvalidContentError(f"config {meta['config_digest']} of {meta['reference']} is not a JSON object", reference=meta["reference"], registry=meta["registry"])
+    return cast(ImageConfig, config)
+
+
+def _docker_config_secrets() -> tuple[str, ...]:
+    """Return the passwords and tokens in docker's config.json, so messages can mask them."""
+    path = _docker_config_file()
+    if not path:
+        return ()
+    try:
+        with open(path, encoding="utf-8") as file:
+            auths = json.load(file).get("auths", {})
+    except (OSError, ValueError, AttributeError):
+        return ()
+    secrets: list[str] = []
+    for entry in auths.values() if isinstance(auths, dict) else ():
+        if not isinstance(entry, dict):
+            continue
+        for key in ("auth", "password", "identitytoken", "registrytoken"):
+            if isinstance(entry.get(key), str) and entry[key]:
+                secrets.append(entry[key])
+        if isinstance(entry.get("auth"), str):
+            try:
+                _, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
+            except (ValueError, UnicodeDecodeError):
+                continue
+            if password:
+                secrets.append(password)
+    return tuple(secrets)
 
 
 def _check_allowed_registries(allowed: Iterable[str] | None) -> list[str]:

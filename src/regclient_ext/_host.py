@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import math
 import re
 from dataclasses import KW_ONLY, dataclass, field
@@ -45,8 +46,8 @@ class Host:
 
     def __post_init__(self) -> None:
         require_str("name", self.name)
-        if not _HOST_NAME.fullmatch(self.name):
-            raise ValueError(f"invalid host name {self.name!r}: expected host[:port], such as registry.example.com:5000")
+        if not _valid_host_name(self.name):
+            raise ValueError(f"invalid host name {self.name!r}: expected host[:port] with a port from 1 to 65535, such as registry.example.com:5000")
         if self.tls not in TLS_MODES:
             raise ValueError(f"invalid tls {self.tls!r} for host {self.name}: expected one of {', '.join(TLS_MODES)}")
         for name in ("ca_cert", "client_cert", "client_key", "username", "password", "token"):
@@ -64,13 +65,15 @@ class Host:
         object.__setattr__(self, "mirrors", tuple(self.mirrors))
         for mirror in self.mirrors:
             require_str("mirror", mirror)
-            if not _HOST_NAME.fullmatch(mirror):
+            if not _valid_host_name(mirror):
                 raise ValueError(f"invalid mirror {mirror!r} for host {self.name}: expected host[:port]")
         if self.concurrency is not None and (type(self.concurrency) is not int or not 1 <= self.concurrency <= 1024):
             raise ValueError(f"concurrency for host {self.name} must be an int from 1 to 1024, got {self.concurrency!r}")
+        # regclient's rate limiter waits without the call's timeout, so a rate
+        # below one per second could hold a call well past it.
         rate = self.requests_per_second
-        if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate < math.inf):
-            raise ValueError(f"requests_per_second for host {self.name} must be a positive number, got {rate!r}")
+        if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 1 <= rate <= 1e6):
+            raise ValueError(f"requests_per_second for host {self.name} must be a number from 1 to 1000000, got {rate!r}")
 
     def __repr__(self) -> str:
         parts = [f"name={self.name!r}", f"tls={self.tls!r}"]
@@ -82,7 +85,11 @@ class Host:
         return f"Host({', '.join(parts)})"
 
     def _secrets(self) -> tuple[str, ...]:
-        return tuple(value for value in (self.password, self.token) if value)
+        """Return the values that messages must never show, with the Basic auth encoding of the password."""
+        secrets = [value for value in (self.password, self.token) if value]
+        if self.username is not None and self.password:
+            secrets.append(base64.b64encode(f"{self.username}:{self.password}".encode()).decode())
+        return tuple(secrets)
 
     def _options(self) -> dict[str, Any]:
         return {
@@ -104,6 +111,14 @@ class Host:
 _HOST_NAME = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
 
 
+def _valid_host_name(name: str) -> bool:
+    match = _HOST_NAME.fullmatch(name)
+    if match is None:
+        return False
+    port = name.rpartition(":")[2] if not name.endswith("]") and ":" in name else None
+    return port is None or 1 <= int(port) <= 65535
+
+
 def _read_pem(name: str, value: str | None) -> str:
     """Return PEM text given as text or as a file path."""
     if value is None:
@@ -113,7 +128,7 @@ def _read_pem(name: str, value: str | None) -> str:
     try:
         with open(value, encoding="ascii") as file:
             text = file.read()
-    except (OSError, UnicodeDecodeError, ValueError) as error:
+    except (OSError, UnicodeError, ValueError) as error:
         raise ValueError(f"{name} is neither PEM text (-----BEGIN ...) nor a readable PEM file: {error}") from None
     if "-----BEGIN" not in text:
         raise ValueError(f"{name}: {value!r} is not a PEM file")

@@ -7,6 +7,7 @@ work as they would anywhere else::
     RegclientError
     ├── InvalidReferenceError        (ValueError)
     ├── InvalidPlatformError         (ValueError)
+    ├── InvalidArgumentError         (ValueError)
     ├── NotFoundError                (LookupError)
     │   └── PlatformNotFoundError
     ├── AuthenticationError          (PermissionError)
@@ -33,6 +34,7 @@ __all__ = [
     "ClientClosedError",
     "DigestMismatchError",
     "ForkError",
+    "InvalidArgumentError",
     "InvalidContentError",
     "InvalidPlatformError",
     "InvalidReferenceError",
@@ -69,6 +71,10 @@ class InvalidReferenceError(RegclientError, ValueError):
 
 class InvalidPlatformError(RegclientError, ValueError):
     """The platform string is not "os/arch[/variant][,osver=X]"."""
+
+
+class InvalidArgumentError(RegclientError, ValueError):
+    """An option value that the Go layer rejected."""
 
 
 class NotFoundError(RegclientError, LookupError):
@@ -149,8 +155,8 @@ class ForkError(RegclientError, RuntimeError):
 # Error kinds from the Go layer, with the class and the advice for each.
 _KINDS: dict[str, tuple[type[RegclientError], str]] = {
     "invalid_reference": (InvalidReferenceError, "expected [registry/]repository[:tag][@digest] or ocidir://path[:tag]"),
-    "invalid_platform": (InvalidPlatformError, 'expected "os/arch[/variant][,osver=X]", for example "linux/arm64"'),
-    "invalid_argument": (InvalidReferenceError, ""),
+    "invalid_platform": (InvalidPlatformError, ""),
+    "invalid_argument": (InvalidArgumentError, ""),
     "not_found": (NotFoundError, "check the repository name and the tag"),
     "platform_not_found": (PlatformNotFoundError, ""),
     "authentication": (AuthenticationError, "check the credentials for that registry, or run docker login"),
