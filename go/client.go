@@ -144,6 +144,10 @@ type transportError struct {
 }
 
 func (c *Client) recordTransportError(rawURL, message string) {
+	// A request cut off by the call's own deadline says nothing of the host.
+	if strings.Contains(message, context.DeadlineExceeded.Error()) || strings.Contains(message, context.Canceled.Error()) {
+		return
+	}
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return
