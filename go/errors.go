@@ -72,7 +72,8 @@ func invalidArgument(err error) error {
 	return &kindError{kind: kindInvalidArgument, err: err}
 }
 
-// errorContext is what an operation learned before it failed.
+// errorContext is the reference, registry and platforms that an operation
+// found before it failed.
 type errorContext struct {
 	Reference string
 	Registry  string
@@ -135,7 +136,7 @@ func errorKind(err error) string {
 
 // isConnectionError reports transport failures: every error that net/http
 // returns from a request is a *url.Error, including TLS failures such as a
-// plain HTTP server answering an HTTPS request.
+// plain HTTP server responding to an HTTPS request.
 func isConnectionError(err error) bool {
 	var urlErr *url.Error
 	var opErr *net.OpError

@@ -37,7 +37,7 @@ type envelope struct {
 type operation struct {
 	done     chan struct{}
 	cancelFn context.CancelFunc
-	// stop cancels the operation with a cause, when the registry asks for
+	// stop cancels the operation with a cause, when the registry requests
 	// a wait longer than the time left.
 	stop     context.CancelCauseFunc
 	deadline time.Time
@@ -133,7 +133,7 @@ func (op *operation) run(ctx context.Context, req request) {
 	}
 }
 
-// unavailableRetries is how many times a 503 answer is retried. regclient
+// unavailableRetries is how many times a 503 response is retried. regclient
 // retries 429, 500, 502 and 504 itself but gives up on a 503, which
 // registries send during deploys and overloads.
 const unavailableRetries = 2
@@ -184,7 +184,7 @@ func (op *operation) envelope() []byte {
 	return out
 }
 
-// setRetryAfter records a 429's Retry-After. When the registry asks for a
+// setRetryAfter records a 429's Retry-After. When the registry requests a
 // longer wait than the call has left, the call stops at once: waiting
 // could only end in a timeout.
 func (op *operation) setRetryAfter(header string) {
@@ -265,7 +265,7 @@ func (op *operation) cancel() {
 }
 
 // contextError explains an error from a call whose context ended: a
-// rate-limit stop, or a timeout spent waiting on 429 answers, is a rate
+// rate-limit stop, or a timeout spent waiting on 429 responses, is a rate
 // limit; otherwise the context's own error wins, because regclient may wrap
 // a cancellation in an unrelated error.
 func (op *operation) contextError(ctx context.Context, err error) error {
@@ -280,7 +280,7 @@ func (op *operation) contextError(ctx context.Context, err error) error {
 	op.mu.Unlock()
 	timedOut := errors.Is(ctx.Err(), context.DeadlineExceeded)
 	if rateLimited && timedOut {
-		return &kindError{kind: kindRateLimit, err: fmt.Errorf("timed out while the registry answered 429 Too Many Requests: %w", err)}
+		return &kindError{kind: kindRateLimit, err: fmt.Errorf("timed out while the registry responded with 429 Too Many Requests: %w", err)}
 	}
 	if timedOut && op.info != nil {
 		if failure := op.client.transportErrorSince(op.info.Registry, op.started); failure != "" {

@@ -26,7 +26,7 @@ logger = logging.getLogger("regclient_ext")
 DEFAULT_TIMEOUT = 30.0
 # Longer than any registry reference or ocidir path (PATH_MAX is 4096).
 MAX_REFERENCE_LENGTH = 4096
-# Manifests and configs are a few KiB each, so 32 MiB holds thousands.
+# Manifests and configs are a few KiB each, so 32 MiB fits thousands.
 DEFAULT_CACHE_SIZE = 32 * 1024 * 1024
 
 

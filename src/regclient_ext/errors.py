@@ -101,10 +101,10 @@ class UnsupportedMediaTypeError(RegclientError):
 
 
 class RateLimitError(RegclientError):
-    """The registry answered 429 Too Many Requests.
+    """The registry responded with 429 Too Many Requests.
 
-    ``retry_after`` is the number of seconds the registry asked to wait, or
-    None when it did not say.
+    ``retry_after`` is the number of seconds the registry requested to wait,
+    or None when it sent no Retry-After header.
     """
 
     def __init__(self, message: str, *, retry_after: float | None = None, **context: Any) -> None:
@@ -129,11 +129,11 @@ class DigestMismatchError(InvalidContentError):
 
 
 class SizeLimitError(InvalidContentError):
-    """The content is larger than its descriptor says or than the size limit."""
+    """The content is larger than its descriptor states or than the size limit."""
 
 
 class RegistryResponseError(RegclientError):
-    """The registry answered with an unexpected HTTP status, stored in ``status``."""
+    """The registry responded with an unexpected HTTP status, stored in ``status``."""
 
     def __init__(self, message: str, *, status: int | None = None, **context: Any) -> None:
         super().__init__(message, **context)
@@ -189,7 +189,7 @@ def error_from_record(record: Mapping[str, Any], secrets: Iterable[str] = ()) ->
     reference = record.get("reference") or None
     registry = record.get("registry") or None
 
-    # Registry answers quoted in messages may span lines; a message is one line.
+    # Registry responses quoted in messages may span lines, but a message is one line.
     message = " ".join(str(record.get("message", "unknown error")).split())
     if reference and reference not in message:
         message += f" (image {reference})"
