@@ -114,6 +114,9 @@ class ProxyServer(http.server.ThreadingHTTPServer):
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
         self.thread.start()
 
+    def handle_error(self, request: object, client_address: object) -> None:
+        """Stay quiet: faults reset connections on purpose, and clients hang up on slow bodies."""
+
     def rewrite(self, header_value: str) -> str:
         """Point upstream URLs in headers (token realms, redirects) at the proxy."""
         return header_value.replace(self.upstream, self.host)

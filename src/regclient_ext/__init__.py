@@ -8,8 +8,8 @@ package does not start the Go runtime; the first call does.
 """
 
 import logging
+from typing import TYPE_CHECKING, Any
 
-from ._async import AsyncClient
 from ._client import Client, ImageInfo
 from ._default import get_image_config, inspect_image
 from ._diagnostics import diagnostics
@@ -36,6 +36,20 @@ from .errors import (
     SizeLimitError,
     UnsupportedMediaTypeError,
 )
+
+if TYPE_CHECKING:
+    from ._async import AsyncClient
+
+
+def __getattr__(name: str) -> Any:
+    # AsyncClient needs asyncio, whose import costs more than this whole
+    # package; load it on first use.
+    if name == "AsyncClient":
+        from ._async import AsyncClient
+
+        return AsyncClient
+    raise AttributeError(f"module 'regclient_ext' has no attribute {name!r}")
+
 
 # A library leaves handlers to the application; this keeps Python's
 # last-resort handler from printing regclient's warnings to stderr.
