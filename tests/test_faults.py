@@ -28,11 +28,12 @@ def expected(reader: LayoutReader, tag: str, platform: str) -> dict[str, object]
 
 
 @pytest.fixture
-def make_proxy(registry: Registry) -> Iterator[Callable[..., ProxyServer]]:
+def make_proxy(server: Registry) -> Iterator[Callable[..., ProxyServer]]:
+    """Make fault-injecting proxies in front of each registry implementation in turn."""
     proxies: list[ProxyServer] = []
 
     def make(fault: Callable[[ProxyHandler], bool], upstream: str | None = None) -> ProxyServer:
-        proxy = ProxyServer(upstream or registry.host, fault)
+        proxy = ProxyServer(upstream or server.host, fault)
         proxies.append(proxy)
         return proxy
 
