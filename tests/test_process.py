@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -172,3 +174,11 @@ def test_cli_help_shows_examples() -> None:
     assert result.returncode == 0
     assert "examples:" in result.stdout
     assert "--password-stdin" in result.stdout
+
+
+def test_console_script_installed() -> None:
+    script = shutil.which("regclient-ext", path=str(Path(sys.executable).parent))
+    assert script is not None
+    result = subprocess.run([script, "config", "--compact", "--platform", "linux/amd64", V1], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["architecture"] == "amd64"
