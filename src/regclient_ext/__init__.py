@@ -7,7 +7,6 @@ package does not start the Go runtime; the first call does.
     >>> config = regclient_ext.get_image_config("ocidir://tests/data/regclient-testrepo:v1")
 """
 
-import logging
 from typing import TYPE_CHECKING, Any
 
 from ._client import Client, ImageInfo
@@ -50,10 +49,6 @@ def __getattr__(name: str) -> Any:
         return AsyncClient
     raise AttributeError(f"module 'regclient_ext' has no attribute {name!r}")
 
-
-# A library leaves handlers to the application; this keeps Python's
-# last-resort handler from printing regclient's warnings to stderr.
-logging.getLogger("regclient_ext").addHandler(logging.NullHandler())
 
 __all__ = [
     "AsyncClient",

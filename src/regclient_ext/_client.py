@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import base64
 import json
-import logging
 import math
 import os
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from . import _native
 from ._host import Host
@@ -21,7 +19,26 @@ from .types import ImageConfig
 
 __all__ = ["DEFAULT_CACHE_SIZE", "DEFAULT_TIMEOUT", "Client", "ImageInfo"]
 
-logger = logging.getLogger("regclient_ext")
+if TYPE_CHECKING:
+    import logging
+
+_logger: logging.Logger | None = None
+
+
+def get_logger() -> logging.Logger:
+    """Return the package's logger, importing logging on first use to keep import light.
+
+    The NullHandler keeps Python's last-resort handler from printing
+    regclient's warnings when the application configured no logging.
+    """
+    global _logger
+    if _logger is None:
+        import logging
+
+        logger = logging.getLogger("regclient_ext")
+        logger.addHandler(logging.NullHandler())
+        _logger = logger
+    return _logger
 
 DEFAULT_TIMEOUT = 30.0
 # Longer than any registry reference or ocidir path (PATH_MAX is 4096).
@@ -149,7 +166,7 @@ class BaseClient:
             "image": image,
             "platform": check_platform(platform),
             "timeout_ms": math.ceil(seconds * 1000),
-            "log_level": logger.getEffectiveLevel(),
+            "log_level": get_logger().getEffectiveLevel(),
         }
         return json.dumps(request).encode()
 
@@ -157,8 +174,9 @@ class BaseClient:
         """Log the records of a native result, then return its metadata and body or raise its error."""
         ok, meta, body = result
         envelope = json.loads(meta)
+        logger = get_logger()
         for record in envelope.get("logs") or ():
-            level = int(record.get("level", logging.WARNING))
+            level = int(record.get("level", 30))
             if logger.isEnabledFor(level):
                 logger.log(level, "%s", _mask(str(record.get("message", "")), self._secrets))
         if not ok:
@@ -167,7 +185,7 @@ class BaseClient:
 
     def _config(self, result: tuple[bool, bytes, bytes]) -> ImageConfig:
         meta, body = self._decode(result)
-        logger.debug("fetched config %s for %s", meta["config_digest"], meta["reference"])
+        get_logger().debug("fetched config %s for %s", meta["config_digest"], meta["reference"])
         return _parse_config(body, meta)
 
     def _image_info(self, result: tuple[bool, bytes, bytes]) -> ImageInfo:
@@ -289,6 +307,8 @@ def _docker_config_secrets() -> tuple[str, ...]:
             if isinstance(entry.get(key), str) and entry[key]:
                 secrets.append(entry[key])
         if isinstance(entry.get("auth"), str):
+            import base64
+
             try:
                 _, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
             except (ValueError, UnicodeDecodeError):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from . import _native
 
 __all__ = ["address_is_internal", "diagnostics"]
@@ -22,6 +20,8 @@ def diagnostics() -> dict[str, int | bool]:
 
 def address_is_internal(address: str) -> bool:
     """Return whether block_private_networks refuses an IP address, without connecting to it."""
+    import json
+
     from ._default import shared_client
 
     client = shared_client()

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import base64
 import math
-import re
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
@@ -88,6 +86,8 @@ class Host:
         """Return the values that messages must never show, with the Basic auth encoding of the password."""
         secrets = [value for value in (self.password, self.token) if value]
         if self.username is not None and self.password:
+            import base64
+
             secrets.append(base64.b64encode(f"{self.username}:{self.password}".encode()).decode())
         return tuple(secrets)
 
@@ -108,11 +108,13 @@ class Host:
 
 
 # host[:port]: a DNS name, an IPv4 address or a bracketed IPv6 address.
-_HOST_NAME = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
+_HOST_NAME = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?"
 
 
 def _valid_host_name(name: str) -> bool:
-    match = _HOST_NAME.fullmatch(name)
+    import re  # re caches compiled patterns
+
+    match = re.fullmatch(_HOST_NAME, name)
     if match is None:
         return False
     port = name.rpartition(":")[2] if not name.endswith("]") and ":" in name else None
