@@ -112,6 +112,8 @@ func newClient(raw []byte) (*Client, error) {
 		regclient.WithRegOpts(reg.WithHTTPClient(&http.Client{CheckRedirect: checkRedirect})),
 	}
 	if opts.DockerConfigFile != "" {
+		// NOTE: regclient runs credential helpers without a context, so a
+		// helper that hangs holds the call past its timeout.
 		syncPath(opts.Path)
 		rcOpts = append(rcOpts, regclient.WithDockerCredsFile(opts.DockerConfigFile))
 	}
