@@ -16,26 +16,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from servers import Fault, ProxyHandler, ProxyServer  # noqa: E402
-
-
-class DelayProxyHandler(ProxyHandler):
-    # ProxyHandler writes the status and headers, then the body, as two
-    # sends. With Nagle's algorithm on, the body waits for the client's
-    # delayed ACK of the headers (up to 40 ms on Linux) on every response.
-    disable_nagle_algorithm = True
+from servers import ProxyHandler, ProxyServer  # noqa: E402
 
 
 class DelayProxyServer(ProxyServer):
     # socketserver listens with a backlog of 5, which a burst of 32 new
     # connections overflows; dropped SYNs would then cost a 1 s retransmit.
     request_queue_size = 256
-
-    def __init__(self, upstream: str, fault: Fault) -> None:
-        super().__init__(upstream, fault)
-        # ProxyServer names its handler class itself; no request has
-        # arrived yet, because the address is printed only after this.
-        self.RequestHandlerClass = DelayProxyHandler
 
 
 def main() -> None:

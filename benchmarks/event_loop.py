@@ -118,7 +118,7 @@ def run_concurrent_calls(target: Target, expected: Any, calls: int) -> LoopBlock
             return await asyncio.gather(*(client.get_image_config(target.image, platform=target.platform) for _ in range(calls)))
 
     original = async_module._native
-    async_module._native = TimedNative(original, timings)
+    async_module._native = TimedNative(original, timings)  # type: ignore[assignment]
     try:
         results = asyncio.run(main())
     finally:

@@ -62,7 +62,7 @@ EVENT_LOOP_RUNS = 3
 BENCH_BIN = ROOT / "build" / "bench-bin"
 GO_CACHE = ROOT / "build" / "go-cache"
 
-# A cell is a measured Figure, or text that says why there is no figure.
+# A cell is a measured Figure, or text that explains why there is no figure.
 Cell = Union[Figure, str]
 T = TypeVar("T")
 

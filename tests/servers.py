@@ -34,6 +34,9 @@ class ProxyStats:
 
 class ProxyHandler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out as two writes; with Nagle's algorithm on, the
+    # body of a keep-alive response would wait for the client's delayed ACK.
+    disable_nagle_algorithm = True
     server: ProxyServer
 
     def setup(self) -> None:
