@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-# A fault sees each request before it is forwarded. It returns True when it
-# has answered the request itself.
+# A fault receives each request before it is forwarded. It returns True when
+# it has sent the response itself.
 Fault = Callable[["ProxyHandler"], bool]
 
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-authorization", "proxy-authenticate"}
@@ -89,7 +89,7 @@ class ProxyHandler(http.server.BaseHTTPRequestHandler):
         return response.status, headers, body
 
     def send_upstream(self, status: int, headers: list[tuple[str, str]], body: bytes, content_length: int | None = None) -> None:
-        """Answer with an upstream response, with Content-Length set to the body's length unless given."""
+        """Send an upstream response, with Content-Length set to the body's length unless given."""
         self.send_response(status)
         for name, value in headers:
             if name.lower() != "content-length":
@@ -130,7 +130,7 @@ class ProxyServer(http.server.ThreadingHTTPServer):
 
 
 class StallingServer:
-    """Accepts connections on 127.0.0.1 and answers after ``delay`` seconds, or never when delay is None."""
+    """Accept connections on 127.0.0.1 and respond after ``delay`` seconds, or never when delay is None."""
 
     def __init__(self, delay: float | None) -> None:
         self.delay = delay

@@ -75,7 +75,9 @@ def test_sdist_builds_without_go(tmp_path: Path, tool_binaries: None) -> None:
     run([str(python), "-m", "pip", "install", "--quiet", str(sdist), *TEST_REQUIREMENTS], env)
 
     summary = run_inner_tests(python, env)
-    assert " passed" in summary and "failed" not in summary and "skipped" not in summary, summary
+    assert " passed" in summary, summary
+    assert "failed" not in summary, summary
+    assert "skipped" not in summary, summary
 
 
 def test_wheel_needs_no_go_or_compiler(tmp_path: Path, tool_binaries: None) -> None:
@@ -106,4 +108,6 @@ def test_wheel_needs_no_go_or_compiler(tmp_path: Path, tool_binaries: None) -> N
     run([str(python), "-m", "pip", "install", "--quiet", str(repaired), *TEST_REQUIREMENTS], env)
 
     summary = run_inner_tests(python, env)
-    assert " passed" in summary and "failed" not in summary and "skipped" not in summary, summary
+    assert " passed" in summary, summary
+    assert "failed" not in summary, summary
+    assert "skipped" not in summary, summary
