@@ -130,6 +130,9 @@ func (h *sinkHandler) handleRequest(op *operation, rec slog.Record) error {
 		}
 		return true
 	})
+	if op != nil && strings.HasPrefix(status, "401") && op.client != nil {
+		noteRealm(op.client.policy, respHeaders.Get("Www-Authenticate"))
+	}
 	if op != nil && strings.HasPrefix(status, "429") {
 		op.setRetryAfter(respHeaders.Get("Retry-After"))
 	}

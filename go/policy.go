@@ -6,8 +6,11 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
+	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -21,10 +24,13 @@ type networkPolicy struct {
 	// blockPrivate refuses connections to loopback, private, link-local,
 	// shared and metadata addresses, checked after DNS resolution.
 	blockPrivate bool
+	// isInternal classifies addresses for blockPrivate; tests replace it
+	// to block one loopback port while the registry stays reachable.
+	isInternal func(netip.AddrPort) bool
 }
 
 func newNetworkPolicy(allowed []string, blockPrivate bool) *networkPolicy {
-	p := &networkPolicy{blockPrivate: blockPrivate}
+	p := &networkPolicy{blockPrivate: blockPrivate, isInternal: func(a netip.AddrPort) bool { return isInternalAddress(a.Addr()) }}
 	for _, name := range allowed {
 		p.allowed = append(p.allowed, strings.ToLower(dockerHubName(name)))
 	}
@@ -43,12 +49,12 @@ func (p *networkPolicy) checkRegistry(registry string) error {
 	return policyError("registry %s is not in allowed_registries", registry)
 }
 
-// checkAddress refuses a resolved IP address that blockPrivate covers.
-func (p *networkPolicy) checkAddress(host string, addr netip.Addr) error {
-	if p == nil || !p.blockPrivate || !isInternalAddress(addr) {
+// checkAddress refuses a resolved address that blockPrivate covers.
+func (p *networkPolicy) checkAddress(host string, addr netip.AddrPort) error {
+	if p == nil || !p.blockPrivate || !p.isInternal(addr) {
 		return nil
 	}
-	return policyError("connection to %s (%s) refused: block_private_networks forbids loopback, private, link-local and metadata addresses", host, addr)
+	return policyError("connection to %s (%s) refused: block_private_networks forbids loopback, private, link-local and metadata addresses", host, addr.Addr())
 }
 
 // sharedAddressSpace is 100.64.0.0/10 (RFC 6598), where some clouds put
@@ -62,11 +68,62 @@ func isInternalAddress(addr netip.Addr) bool {
 		addr.IsInterfaceLocalMulticast() || addr.IsMulticast() || addr.IsUnspecified() || sharedAddressSpace.Contains(addr)
 }
 
+type policyContextKey struct{}
+
+// policyFromContext returns the policy of the operation a request belongs
+// to, or the one a dial was given for a token realm.
 func policyFromContext(ctx context.Context) *networkPolicy {
 	if op, ok := ctx.Value(opContextKey{}).(*operation); ok && op.client != nil {
 		return op.client.policy
 	}
-	return nil
+	policy, _ := ctx.Value(policyContextKey{}).(*networkPolicy)
+	return policy
+}
+
+// realmPolicies maps the host:port of bearer token realms, as seen in 401
+// responses to clients with blockPrivate, to those clients' policies.
+// regclient requests tokens without the operation's context, so without
+// this a registry could send a client to an internal address through its
+// realm. NOTE: two clients that see the same realm share the stricter
+// policy for it.
+var realmPolicies sync.Map
+
+var realmRE = regexp.MustCompile(`(?i)\bbearer\b.*\brealm="([^"]+)"`)
+
+// noteRealm records the token realm of a 401 response for the policy.
+func noteRealm(policy *networkPolicy, challenge string) {
+	if policy == nil || !policy.blockPrivate {
+		return
+	}
+	match := realmRE.FindStringSubmatch(challenge)
+	if match == nil {
+		return
+	}
+	realm, err := url.Parse(match[1])
+	if err != nil || realm.Host == "" {
+		return
+	}
+	port := realm.Port()
+	if port == "" {
+		port = map[string]string{"http": "80"}[realm.Scheme]
+		if port == "" {
+			port = "443"
+		}
+	}
+	realmPolicies.Store(net.JoinHostPort(strings.ToLower(realm.Hostname()), port), policy)
+}
+
+// dialContext attaches the realm policy to dials that carry no operation,
+// then dials with dialControl checking each resolved address.
+func dialContext(dialer *net.Dialer) func(ctx context.Context, network, address string) (net.Conn, error) {
+	return func(ctx context.Context, network, address string) (net.Conn, error) {
+		if policyFromContext(ctx) == nil {
+			if policy, ok := realmPolicies.Load(strings.ToLower(address)); ok {
+				ctx = context.WithValue(ctx, policyContextKey{}, policy)
+			}
+		}
+		return dialer.DialContext(ctx, network, address)
+	}
 }
 
 // dialControl runs after DNS resolution, just before each connection, so
@@ -80,7 +137,7 @@ func dialControl(ctx context.Context, network, address string, _ syscall.RawConn
 	if err != nil {
 		return refuse(ctx, policyError("connection to %s refused: cannot parse the address", address))
 	}
-	return refuse(ctx, policy.checkAddress(address, addrPort.Addr()))
+	return refuse(ctx, policy.checkAddress(address, addrPort))
 }
 
 // refuse ends the whole operation with a policy error, so regclient does
@@ -121,6 +178,6 @@ func init() {
 	// is where every connection passes.
 	if t, ok := http.DefaultTransport.(*http.Transport); ok {
 		dialer := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second, ControlContext: dialControl}
-		t.DialContext = dialer.DialContext
+		t.DialContext = dialContext(dialer)
 	}
 }
