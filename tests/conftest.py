@@ -62,34 +62,28 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-class Registry:
-    """An olareg server on 127.0.0.1, stopped by stop()."""
+class ServerProcess:
+    """A registry server process on 127.0.0.1, waited for until it answers and stopped by stop()."""
 
-    def __init__(self, binary: Path, directory: Path, *extra: str, port: int | None = None, scheme: str = "http", ca_file: Path | None = None) -> None:
-        self.port = port or free_port()
-        self.host = f"127.0.0.1:{self.port}"
-        self.directory = directory
-        self.scheme = scheme
-        self.ca_file = ca_file
-        command = [str(binary), "serve", "--addr", "127.0.0.1", "--port", str(self.port), "--dir", str(directory), "--store-type", "mem", *extra]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        self._wait_ready()
+    name = "server"
+    process: subprocess.Popen[bytes]
+    host: str
 
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + 20
+    def wait_ready(self, url: str, context: ssl.SSLContext | None = None, seconds: float = 30) -> None:
+        deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"olareg exited: {self.process.stderr.read().decode(errors='replace')}")
+                assert self.process.stderr is not None
+                raise RuntimeError(f"{self.name} exited: {self.process.stderr.read().decode(errors='replace')}")
             try:
-                context = ssl.create_default_context(cafile=str(self.ca_file)) if self.ca_file else None
-                urllib.request.urlopen(f"{self.scheme}://{self.host}/v2/", timeout=1, context=context).close()
+                urllib.request.urlopen(url, timeout=1, context=context).close()
                 return
             except urllib.error.HTTPError:
                 return  # a 401 still means the server is up
             except OSError:
                 time.sleep(0.05)
         self.stop()
-        raise RuntimeError(f"olareg did not start on {self.host}")
+        raise RuntimeError(f"{self.name} did not start on {self.host}")
 
     def stop(self) -> None:
         self.process.terminate()
@@ -100,8 +94,27 @@ class Registry:
             self.process.wait()
 
 
-class Distribution:
+class Registry(ServerProcess):
+    """An olareg server on 127.0.0.1."""
+
+    name = "olareg"
+
+    def __init__(self, binary: Path, directory: Path, *extra: str, port: int | None = None, scheme: str = "http", ca_file: Path | None = None) -> None:
+        self.port = port or free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        self.directory = directory
+        self.scheme = scheme
+        self.ca_file = ca_file
+        command = [str(binary), "serve", "--addr", "127.0.0.1", "--port", str(self.port), "--dir", str(directory), "--store-type", "mem", *extra]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        context = ssl.create_default_context(cafile=str(ca_file)) if ca_file else None
+        self.wait_ready(f"{scheme}://{self.host}/v2/", context, seconds=20)
+
+
+class Distribution(ServerProcess):
     """The reference registry (distribution) on 127.0.0.1 with filesystem storage."""
+
+    name = "distribution"
 
     def __init__(self, binary: Path, directory: Path) -> None:
         self.port = free_port()
@@ -114,25 +127,7 @@ class Distribution:
             f"http:\n  addr: {self.host}\n"
         )
         self.process = subprocess.Popen([str(binary), "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"distribution exited: {self.process.stderr.read().decode(errors='replace')}")
-            try:
-                urllib.request.urlopen(f"http://{self.host}/v2/", timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"distribution did not start on {self.host}")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        self.wait_ready(f"http://{self.host}/v2/")
 
 
 @pytest.fixture(scope="session")

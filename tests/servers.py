@@ -169,3 +169,32 @@ class StallingServer:
         for conn in self.connections:
             conn.close()
         self.sock.close()
+
+
+class CountingListener:
+    """A TCP listener whose accepted connections are counted and closed."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.sock.settimeout(0.1)
+        self.host = f"127.0.0.1:{self.sock.getsockname()[1]}"
+        self.count = 0
+        self.running = True
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        while self.running:
+            try:
+                connection, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.count += 1
+            connection.close()
+
+    def close(self) -> None:
+        self.running = False
+        self.thread.join()
+        self.sock.close()

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import platform as host_platform
-import socket
-import threading
+from collections.abc import Iterator
 
 import pytest
 
 import regclient_ext
 from conftest import BASIC_PASSWORD, BASIC_USER, FIXTURE_LAYOUT, Distribution, Registry
 from oci_layout import LayoutReader
+from servers import CountingListener
 
 FIXTURE_TAGS = ["v1", "v2", "v3"]
 
@@ -135,36 +135,8 @@ def test_arm_v6_not_in_v2(server_client: regclient_ext.Client, server: Registry 
 
 
 @pytest.fixture
-def connection_counter() -> object:
-    """A TCP listener on 127.0.0.1 that counts the connections it accepts."""
-
-    class Counter:
-        def __init__(self) -> None:
-            self.sock = socket.socket()
-            self.sock.bind(("127.0.0.1", 0))
-            self.sock.listen(16)
-            self.sock.settimeout(0.1)
-            self.port = self.sock.getsockname()[1]
-            self.count = 0
-            self.running = True
-            self.thread = threading.Thread(target=self._accept, daemon=True)
-            self.thread.start()
-
-        def _accept(self) -> None:
-            while self.running:
-                try:
-                    conn, _ = self.sock.accept()
-                except OSError:
-                    continue
-                self.count += 1
-                conn.close()
-
-        def close(self) -> None:
-            self.running = False
-            self.thread.join()
-            self.sock.close()
-
-    counter = Counter()
+def connection_counter() -> Iterator[CountingListener]:
+    counter = CountingListener()
     yield counter
     counter.close()
 
@@ -172,21 +144,21 @@ def connection_counter() -> object:
 @pytest.mark.parametrize(
     "image",
     [
-        "127.0.0.1:{port}/Upper/Case:v1",
-        "127.0.0.1:{port}/repo:bad tag",
-        "127.0.0.1:{port}/repo:" + "t" * 200,
-        "127.0.0.1:{port}/repo@sha256:not-hex",
-        "127.0.0.1:{port}/repo:v1@md5:1234",
-        "127.0.0.1:{port}//repo:v1",
-        "127.0.0.1:{port}/repo:v1\x00",
+        "{host}/Upper/Case:v1",
+        "{host}/repo:bad tag",
+        "{host}/repo:" + "t" * 200,
+        "{host}/repo@sha256:not-hex",
+        "{host}/repo:v1@md5:1234",
+        "{host}//repo:v1",
+        "{host}/repo:v1\x00",
         "",
         "   ",
     ],
 )
-def test_malformed_reference_sends_nothing(connection_counter: object, image: str) -> None:
-    client = regclient_ext.Client(hosts=[regclient_ext.Host(f"127.0.0.1:{connection_counter.port}", tls="disabled")], docker_config=False)
+def test_malformed_reference_sends_nothing(connection_counter: CountingListener, image: str) -> None:
+    client = regclient_ext.Client(hosts=[regclient_ext.Host(connection_counter.host, tls="disabled")], docker_config=False)
     with pytest.raises(regclient_ext.InvalidReferenceError) as caught:
-        client.get_image_config(image.format(port=connection_counter.port))
+        client.get_image_config(image.format(host=connection_counter.host))
     assert isinstance(caught.value, ValueError)
     assert connection_counter.count == 0
 

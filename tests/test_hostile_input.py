@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -11,11 +12,19 @@ from hypothesis import strategies as st
 
 import regclient_ext
 from conftest import FIXTURE_LAYOUT
+from servers import CountingListener
 
 # Classes a caller may see for bad input; anything else is a bug.
 DOCUMENTED = (regclient_ext.RegclientError, ValueError, TypeError)
 
-SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# CI runs a fixed set of examples, so a result can be reproduced; a local run
+# explores new ones. HYPOTHESIS_EXAMPLES raises the count for a longer hunt.
+SETTINGS = settings(
+    max_examples=int(os.environ.get("HYPOTHESIS_EXAMPLES", "150")),
+    derandomize=os.environ.get("CI") == "true",
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 
 nasty_text = st.one_of(
     st.text(),
@@ -24,38 +33,6 @@ nasty_text = st.one_of(
     st.sampled_from(["\ud800", "a\udfffb", "x" * 100_000, "/" * 5000, ":" * 5000, "@" * 5000, "\x00" * 10]),
 )
 wrong_types = st.one_of(st.none(), st.integers(), st.floats(allow_nan=True), st.binary(), st.booleans(), st.lists(st.integers(), max_size=3))
-
-
-class CountingListener:
-    """A TCP listener whose accepted connections are counted and closed."""
-
-    def __init__(self) -> None:
-        import socket
-        import threading
-
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.sock.settimeout(0.1)
-        self.host = f"127.0.0.1:{self.sock.getsockname()[1]}"
-        self.count = 0
-        self.running = True
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
-
-    def _accept(self) -> None:
-        while self.running:
-            try:
-                connection, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.count += 1
-            connection.close()
-
-    def close(self) -> None:
-        self.running = False
-        self.thread.join()
-        self.sock.close()
 
 
 @pytest.fixture(scope="module")

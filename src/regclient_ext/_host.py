@@ -54,6 +54,11 @@ class Host:
                 require_str(name, value)
                 if "\0" in value:
                     raise ValueError(f"{name} for host {self.name} contains a NUL character")
+                if not value.isascii():
+                    try:
+                        value.encode("utf-8")
+                    except UnicodeEncodeError:
+                        raise ValueError(f"{name} for host {self.name} is not valid Unicode text: it contains a lone surrogate") from None
         if self.password is not None and self.username is None:
             raise ValueError(f"password for host {self.name} needs a username")
         if (self.client_cert is None) != (self.client_key is None):
