@@ -20,30 +20,15 @@ from setuptools.errors import CompileError
 ROOT = Path(__file__).resolve().parent
 GO_DIR = ROOT / "go"
 
+sys.path.insert(0, str(ROOT / "build_backend"))
+from go_toolchain import go_version, required_go_version  # noqa: E402 - needs the path above
+
 if sys.platform == "win32":
     GO_LIBRARY = "_regclient_go.dll"
 elif sys.platform == "darwin":
     GO_LIBRARY = "_regclient_go.dylib"
 else:
     GO_LIBRARY = "_regclient_go.so"
-
-
-def required_go_version() -> tuple[int, ...]:
-    """Read the Go version that go/go.mod requires, the one regclient requires."""
-    match = re.search(r"^go (\d+)\.(\d+)(?:\.(\d+))?$", (GO_DIR / "go.mod").read_text(), re.MULTILINE)
-    if match is None:
-        raise CompileError("go/go.mod has no 'go' line")
-    return tuple(int(part or 0) for part in match.groups())
-
-
-def installed_go_version(go: str) -> tuple[int, ...] | None:
-    """Return the version of the `go` command, or None if it cannot tell."""
-    try:
-        output = subprocess.run([go, "env", "GOVERSION"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    match = re.match(r"go(\d+)\.(\d+)(?:\.(\d+))?", output.strip())
-    return tuple(int(part or 0) for part in match.groups()) if match else None
 
 
 def go_from_pypi() -> tuple[str, dict[str, str]] | None:
@@ -62,13 +47,13 @@ def find_go() -> tuple[str, dict[str, str]]:
     needed = required_go_version()
     needed_text = ".".join(map(str, needed))
     go = shutil.which("go")
-    version = installed_go_version(go) if go else None
+    version = go_version(go) if go else None
     if version is not None and version >= needed:
         return go, {}  # type: ignore[return-value]
 
     pypi_go = go_from_pypi()
     if pypi_go is not None:
-        pypi_version = installed_go_version(pypi_go[0])
+        pypi_version = go_version(pypi_go[0])
         if pypi_version is not None and pypi_version >= needed:
             return pypi_go
 

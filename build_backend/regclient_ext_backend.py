@@ -11,7 +11,6 @@ the sdist later needs no module download.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -20,26 +19,10 @@ from typing import Any
 from setuptools import build_meta as _setuptools
 from setuptools.build_meta import *  # noqa: F403 - re-export every hook setuptools provides
 
+from go_toolchain import go_version, required_go_version
+
 ROOT = Path(__file__).resolve().parent.parent
 GO_DIR = ROOT / "go"
-
-
-def required_go_version() -> tuple[int, ...]:
-    """Read the Go version that go/go.mod requires."""
-    match = re.search(r"^go (\d+)\.(\d+)(?:\.(\d+))?$", (GO_DIR / "go.mod").read_text(), re.MULTILINE)
-    if match is None:
-        raise RuntimeError("go/go.mod has no 'go' line")
-    return tuple(int(part or 0) for part in match.groups())
-
-
-def go_version(go: str) -> tuple[int, ...] | None:
-    """Return the version of a go command, or None when it does not run."""
-    try:
-        output = subprocess.run([go, "env", "GOVERSION"], capture_output=True, text=True, check=True, timeout=60).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    match = re.match(r"go(\d+)\.(\d+)(?:\.(\d+))?", output.strip())
-    return tuple(int(part or 0) for part in match.groups()) if match else None
 
 
 def usable_go_on_path() -> bool:

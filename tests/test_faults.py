@@ -201,8 +201,9 @@ def test_trickling_body_times_out(make_proxy: Callable[..., ProxyServer], fixtur
 # Redirects
 
 
-def test_blob_redirect_drops_credentials(basic_auth_registry: Registry, registry: Registry, make_proxy: Callable[..., ProxyServer], fixture_layout: LayoutReader) -> None:
-    second = make_proxy(lambda handler: False, upstream=registry.host)
+def test_blob_redirect_drops_credentials(basic_auth_registry: Registry, registry: Registry, fixture_layout: LayoutReader) -> None:
+    # Both upstreams are olareg: the basic-auth one first, the anonymous one second.
+    second = ProxyServer(registry.host)
     path = config_path(fixture_layout)
 
     def redirect(handler: ProxyHandler) -> bool:
@@ -211,13 +212,17 @@ def test_blob_redirect_drops_credentials(basic_auth_registry: Registry, registry
         handler.send_body(307, b"", {"Location": f"http://{second.host}{handler.path}"})
         return True
 
-    first = make_proxy(redirect, upstream=basic_auth_registry.host)
+    first = ProxyServer(basic_auth_registry.host, redirect)
     hosts = [
         regclient_ext.Host(first.host, tls="disabled", username=BASIC_USER, password=BASIC_PASSWORD),
         regclient_ext.Host(second.host, tls="disabled"),
     ]
-    with regclient_ext.Client(hosts=hosts, docker_config=False) as client:
-        config = client.get_image_config(f"{first.host}/testrepo:v1", platform="linux/amd64", timeout=10)
+    try:
+        with regclient_ext.Client(hosts=hosts, docker_config=False) as client:
+            config = client.get_image_config(f"{first.host}/testrepo:v1", platform="linux/amd64", timeout=10)
+    finally:
+        first.stop()
+        second.stop()
     assert config == expected(fixture_layout, *V1_AMD64)
     assert first.stats.authorization_headers != []
     assert second.stats.paths() == [path]

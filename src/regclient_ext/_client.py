@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 from . import _native
 from ._host import Host
 from ._validate import check_platform, check_timeout, require_str
-from .errors import ClientClosedError, InvalidContentError, InvalidReferenceError, RegclientError, error_from_record
+from .errors import ClientClosedError, InvalidContentError, InvalidReferenceError, RegclientError, error_from_record, mask_secrets
 from .types import ImageConfig
 
 __all__ = ["DEFAULT_CACHE_SIZE", "DEFAULT_TIMEOUT", "Client", "ImageInfo"]
@@ -49,12 +49,12 @@ DEFAULT_CACHE_SIZE = 32 * 1024 * 1024
 
 @dataclass(frozen=True)
 class ImageInfo:
-    """What inspect_image learned about one platform of an image.
+    """Digests, media type, platforms and config of one platform of an image.
 
-    ``digest`` is what the reference resolves to (an index for a
-    multi-platform image), ``manifest_digest`` the chosen platform's
-    manifest and ``platforms`` every platform in the index, attestation
-    entries excluded; it is empty for a single-platform image.
+    ``digest`` is what the reference resolves to, an index for a
+    multi-platform image. ``manifest_digest`` is the chosen platform's
+    manifest. ``platforms`` lists every platform in the index, attestation
+    entries excluded, and is empty for a single-platform image.
     """
 
     reference: str
@@ -178,7 +178,7 @@ class BaseClient:
         for record in envelope.get("logs") or ():
             level = int(record.get("level", 30))
             if logger.isEnabledFor(level):
-                logger.log(level, "%s", _mask(str(record.get("message", "")), self._secrets))
+                logger.log(level, "%s", mask_secrets(str(record.get("message", "")), self._secrets))
         if not ok:
             raise error_from_record(envelope["error"], self._secrets)
         return envelope["result"], body
@@ -329,13 +329,6 @@ def _check_allowed_registries(allowed: Iterable[str] | None) -> list[str]:
     if not names:
         raise ValueError("allowed_registries is empty, which would refuse every registry; pass None to allow all")
     return names
-
-
-def _mask(text: str, secrets: Iterable[str]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
 
 
 def _docker_config_file() -> str:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 
-# The longest timeout accepted, one day, so a typo in units fails loudly.
+from .errors import InvalidPlatformError
+
+# The maximum timeout, one day, so a typo in units fails loudly.
 MAX_TIMEOUT = 24 * 3600.0
 
 
@@ -24,8 +26,6 @@ def check_timeout(timeout: object) -> float:
 
 def check_platform(platform: object) -> str:
     """Return the platform for a request: "" means the host's."""
-    from .errors import InvalidPlatformError
-
     if platform is None:
         return ""
     require_str("platform", platform)

@@ -54,8 +54,8 @@ __all__ = [
 class RegclientError(Exception):
     """Base class of every error that regclient_ext raises.
 
-    ``reference`` is the image reference as parsed (fully qualified) and
-    ``registry`` the registry host, or the ``ocidir://`` path; either is
+    ``reference`` is the image reference as parsed (fully qualified).
+    ``registry`` is the registry host, or the ``ocidir://`` path. Either is
     None when the error happened before it was known.
     """
 
@@ -141,7 +141,7 @@ class RegistryResponseError(RegclientError):
 
 
 class PolicyError(RegclientError, PermissionError):
-    """The client's network policy refused a registry, a redirect or an address; the message names the host."""
+    """The client's network policy rejected a registry, a redirect or an address. The message names the host."""
 
 
 class ClientClosedError(RegclientError):
@@ -178,11 +178,21 @@ _KINDS: dict[str, tuple[type[RegclientError], str]] = {
 }
 
 
+def mask_secrets(text: str, secrets: Iterable[str]) -> str:
+    """Replace every occurrence of each secret in text with ***."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
 def error_from_record(record: Mapping[str, Any], secrets: Iterable[str] = ()) -> RegclientError:
     """Build the exception for an error record from the Go layer.
 
-    Every secret in ``secrets`` is masked in the message, so a registry that
-    echoes a credential cannot leak it into logs or tracebacks.
+    Every secret in ``secrets`` is masked in the message. The client passes
+    the passwords and tokens it was given or read from docker's config, so a
+    registry that echoes one cannot leak it into logs or tracebacks.
+    Credentials that a credential helper returns are not known here.
     """
     kind = str(record.get("kind", "internal"))
     cls, advice = _KINDS.get(kind, (RegclientError, ""))
@@ -202,9 +212,7 @@ def error_from_record(record: Mapping[str, Any], secrets: Iterable[str] = ()) ->
         advice = "the registry speaks plain HTTP: use tls='disabled' (--tls disabled) for it"
     if advice:
         message += f"; {advice}"
-    for secret in secrets:
-        if secret:
-            message = message.replace(secret, "***")
+    message = mask_secrets(message, secrets)
     if not isinstance(record.get("retry_after"), (int, float)):
         record = {**record, "retry_after": None}
 
