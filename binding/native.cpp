@@ -1,5 +1,5 @@
 // regclient_ext._native: calls the Go library with the GIL released and
-// hands its results back as bytes. It knows nothing of registries; the
+// hands its results back as bytes. It has no registry logic: the
 // Python layer decodes the JSON records and raises the public exceptions.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>

@@ -23,7 +23,7 @@ using OpFreeFn = void (*)(uintptr_t op);
 using FreeFn = void (*)(void *p);
 using StatsFn = void (*)(int64_t *clients, int64_t *operations);
 
-// Api holds the resolved entry points of a loaded Go library.
+// Api contains the resolved entry points of a loaded Go library.
 struct Api {
     ClientNewFn client_new;
     ClientFreeFn client_free;

@@ -9,7 +9,7 @@ import (
 
 // maxKnownTags bounds the set of tags seen before. The set only decides
 // whether a lookup starts with a HEAD request; losing an entry costs one
-// GET, never a wrong answer.
+// GET, never a wrong result.
 const maxKnownTags = 4096
 
 // contentCache keeps manifests and configs by digest. Content addressed by

@@ -264,10 +264,11 @@ func (op *operation) cancel() {
 	op.cancelFn()
 }
 
-// contextError explains an error from a call whose context ended: a
+// contextError explains an error from a call whose context ended. A
 // rate-limit stop, or a timeout spent waiting on 429 responses, is a rate
-// limit; otherwise the context's own error wins, because regclient may wrap
-// a cancellation in an unrelated error.
+// limit. A timeout while regclient retried a failed connection is a
+// connection error. Otherwise the context's own error wins, because
+// regclient may wrap a cancellation in an unrelated error.
 func (op *operation) contextError(ctx context.Context, err error) error {
 	if ctx.Err() == nil {
 		return err

@@ -54,7 +54,7 @@ func (p *networkPolicy) checkAddress(host string, addr netip.AddrPort) error {
 	if p == nil || !p.blockPrivate || !p.isInternal(addr) {
 		return nil
 	}
-	return policyError("connection to %s (%s) refused: block_private_networks forbids loopback, private, link-local and metadata addresses", host, addr.Addr())
+	return policyError("connection to %s (%s) rejected: block_private_networks forbids loopback, private, link-local and metadata addresses", host, addr.Addr())
 }
 
 // sharedAddressSpace is 100.64.0.0/10 (RFC 6598), where some clouds put
@@ -127,7 +127,7 @@ func dialContext(dialer *net.Dialer) func(ctx context.Context, network, address 
 }
 
 // dialControl runs after DNS resolution, just before each connection, so
-// a host name that resolves to an internal address is refused as well.
+// a host name that resolves to an internal address is rejected as well.
 func dialControl(ctx context.Context, network, address string, _ syscall.RawConn) error {
 	policy := policyFromContext(ctx)
 	if policy == nil || !policy.blockPrivate {
@@ -135,7 +135,7 @@ func dialControl(ctx context.Context, network, address string, _ syscall.RawConn
 	}
 	addrPort, err := netip.ParseAddrPort(address)
 	if err != nil {
-		return refuse(ctx, policyError("connection to %s refused: cannot parse the address", address))
+		return refuse(ctx, policyError("connection to %s rejected: the address is invalid", address))
 	}
 	return refuse(ctx, policy.checkAddress(address, addrPort))
 }
@@ -164,7 +164,7 @@ func checkRedirect(req *http.Request, via []*http.Request) error {
 	}
 	if policy := policyFromContext(req.Context()); policy != nil && len(policy.allowed) > 0 {
 		if err := policy.checkRegistry(req.URL.Host); err != nil {
-			return refuse(req.Context(), policyError("redirect to %s refused: it is not in allowed_registries", req.URL.Host))
+			return refuse(req.Context(), policyError("redirect to %s rejected: it is not in allowed_registries", req.URL.Host))
 		}
 	}
 	if !strings.EqualFold(req.URL.Host, via[0].URL.Host) {

@@ -63,7 +63,7 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """A registry server process on 127.0.0.1, waited for until it answers and stopped by stop()."""
+    """A registry server process on 127.0.0.1, waited for until it responds and stopped by stop()."""
 
     name = "server"
     process: subprocess.Popen[bytes]

@@ -1,8 +1,8 @@
 """Write and read OCI image layouts for tests.
 
 The writer builds small but complete images (config, one layer, manifest,
-optional index) so tests can serve content they control; the reader walks
-any layout to find the config blob a tag and platform resolve to.
+optional index), so tests can serve content they control. The reader walks
+any layout to find the config blob that a tag and platform resolve to.
 """
 
 from __future__ import annotations

@@ -211,7 +211,7 @@ def test_async_thousand_calls_bounded_threads(registry: Registry, fixture_layout
     for i, config in enumerate(results):
         assert config == expected(fixture_layout, "v3", platforms[i % 4])
     # Every call went through the pipe, with no thread per call. How long
-    # each call holds the loop is measured by the benchmark, not asserted
+    # each call blocks the loop is measured by the benchmark, not asserted
     # here: on a shared machine a scheduler hiccup would fail a timed test.
     assert len(timed.durations["start"]) == 1001
     assert len(timed.durations["finish"]) == 1001

@@ -79,8 +79,8 @@ class AsyncClient(BaseClient):
         self._free()
 
     def __del__(self) -> None:
-        # Operations still running would write to the pipe, so it stays open
-        # (and the Go client alive) until they are done; only a collected
+        # Operations still running would write to the pipe, so the pipe and
+        # the Go client stay open while any is in flight. Only a collected
         # client with nothing in flight releases them here.
         if not self._waiters:
             self._stop_watching()

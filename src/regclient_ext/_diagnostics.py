@@ -10,8 +10,8 @@ __all__ = ["address_is_internal", "diagnostics"]
 def diagnostics() -> dict[str, int | bool]:
     """Return whether the Go runtime is loaded and how many Go clients and operations are alive.
 
-    ``clients`` counts Clients that have made a call and are not closed;
-    ``operations`` counts calls whose Go side has not been freed yet, which
+    ``clients`` counts Clients that have made a call and are not closed.
+    ``operations`` counts calls whose Go side has not been freed yet. It
     drops to 0 shortly after every call has returned.
     """
     clients, operations = _native.stats()

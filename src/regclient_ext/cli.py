@@ -115,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.write("\n")
         sys.stdout.flush()
     except BrokenPipeError:
-        # The reader went away (as with `| head`); say nothing more.
+        # The reader went away, as with `| head`, so print nothing more.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     return 0

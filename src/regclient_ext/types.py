@@ -13,7 +13,7 @@ __all__ = ["ContainerConfig", "History", "ImageConfig", "RootFS"]
 
 
 class ContainerConfig(TypedDict, total=False):
-    """How a container runs: the "config" field of an image config."""
+    """Container runtime settings: the "config" field of an image config."""
 
     User: str
     ExposedPorts: dict[str, dict[str, Any]]
