@@ -87,6 +87,15 @@ void load() {
         resolve<OpFreeFn>(handle, "rcx_op_free"),       resolve<FreeFn>(handle, "rcx_free"),
         resolve<StatsFn>(handle, "rcx_stats"),
     };
+#ifndef _WIN32
+    if (resolve<SlotSizeFn>(handle, "rcx_slot_size")() != sizeof(Slot)) {
+        throw std::runtime_error("the Go library's request slot layout differs from the binding's: "
+                                 "reinstall regclient-ext so that both parts come from one build");
+    }
+    loaded_api.slot_cancel = resolve<SlotCancelFn>(handle, "rcx_slot_cancel");
+    loaded_api.submit_fd = resolve<SubmitFdFn>(handle, "rcx_submit_fd")();
+    if (loaded_api.submit_fd < 0) throw std::runtime_error("the Go library could not make its submit pipe");
+#endif
     loaded_pid = current_pid();
     is_loaded = true;
 }

@@ -12,6 +12,23 @@
 
 #include "loader.h"
 
+#ifndef _WIN32
+#include <fcntl.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <stdexcept>
+#include <system_error>
+#include <unordered_map>
+#include <unordered_set>
+#endif
+
 namespace py = pybind11;
 
 namespace {
@@ -86,6 +103,302 @@ void client_free(uintptr_t client) {
 
 py::tuple forked_result() { return py::make_tuple(false, py::bytes(kForkedRecord), py::bytes()); }
 
+#ifndef _WIN32
+// POSIX: requests travel in slots (see rcx::Slot). Submitting one is a
+// pipe write and reading its result is a memory copy, so a calling thread
+// never enters the Go runtime, and never waits for a Go scheduler slot
+// while Go is busy with other calls. Only cancellation calls into Go.
+
+// How long a call interrupted by a signal waits for its cancelled
+// operations before leaving them to finish on their own.
+constexpr int64_t kCancelWaitMs = 2000;
+
+// Slots allocated and not yet freed, for leak checks.
+std::atomic<int64_t> live_slots{0};
+std::atomic<uint64_t> next_slot_id{1};
+
+void free_slot(rcx::Slot *slot) {
+    std::free(const_cast<char *>(slot->request));
+    std::free(slot->meta);
+    std::free(slot->body);
+    std::free(slot);
+    live_slots--;
+}
+
+// Allocate a slot holding a copy of request, and hand it to Go.
+rcx::Slot *submit(const rcx::Api &api, uintptr_t client, const std::string &request, int notify_fd) {
+    auto *slot = static_cast<rcx::Slot *>(std::calloc(1, sizeof(rcx::Slot)));
+    auto *copy = static_cast<char *>(std::malloc(request.size() + 1));
+    if (slot == nullptr || copy == nullptr) {
+        std::free(slot);
+        std::free(copy);
+        throw std::bad_alloc();
+    }
+    std::memcpy(copy, request.data(), request.size());
+    slot->id = next_slot_id++;
+    slot->client = client;
+    slot->request = copy;
+    slot->request_len = request.size();
+    slot->notify_fd = notify_fd;
+    live_slots++;
+
+    const uint64_t address = reinterpret_cast<uintptr_t>(slot);
+    char record[sizeof address];
+    std::memcpy(record, &address, sizeof address);
+    for (;;) {
+        ssize_t n = write(api.submit_fd, record, sizeof record);
+        if (n == static_cast<ssize_t>(sizeof record)) return slot;
+        if (n < 0 && errno == EINTR) continue;
+        int error = errno;
+        free_slot(slot);
+        throw std::system_error(error, std::generic_category(), "failed to hand a request to the Go library");
+    }
+}
+
+// Return (ok, envelope, body) of a slot whose id has been notified.
+py::tuple slot_result(const rcx::Slot *slot) {
+    py::bytes meta = slot->meta == nullptr ? py::bytes() : py::bytes(slot->meta, slot->meta_len);
+    py::bytes body = slot->body == nullptr ? py::bytes() : py::bytes(slot->body, slot->body_len);
+    return py::make_tuple(slot->code == rcx::kOK, meta, body);
+}
+
+// WakePipe is one thread's pipe for synchronous calls: Go writes the id of
+// each finished slot to it, and the thread sleeps in poll() meanwhile.
+class WakePipe {
+  public:
+    WakePipe() {
+        int fds[2];
+        if (pipe(fds) != 0) return;
+        for (int fd : fds) fcntl(fd, F_SETFD, FD_CLOEXEC);
+        fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK);
+        read_fd_ = fds[0];
+        write_fd_ = fds[1];
+    }
+    ~WakePipe() {
+        if (read_fd_ >= 0) close(read_fd_);
+        if (write_fd_ >= 0) close(write_fd_);
+    }
+    WakePipe(const WakePipe &) = delete;
+    WakePipe &operator=(const WakePipe &) = delete;
+
+    bool ok() const { return read_fd_ >= 0; }
+    int write_fd() const { return write_fd_; }
+
+    // Sleep until ids arrive or timeout_ms passes, and return the ids read.
+    // A signal ends the sleep early, so its handler runs at once.
+    std::vector<uint64_t> read_ids(int timeout_ms) {
+        std::vector<uint64_t> ids;
+        pollfd p{read_fd_, POLLIN, 0};
+        if (poll(&p, 1, timeout_ms) <= 0) return ids;
+        char buf[512];
+        for (;;) {
+            ssize_t n = read(read_fd_, buf + pending_, sizeof buf - pending_);
+            if (n <= 0) break;
+            size_t have = pending_ + static_cast<size_t>(n);
+            size_t whole = have - have % sizeof(uint64_t);
+            for (size_t off = 0; off < whole; off += sizeof(uint64_t)) {
+                uint64_t id;
+                std::memcpy(&id, buf + off, sizeof id);
+                ids.push_back(id);
+            }
+            pending_ = have - whole;
+            std::memmove(buf, buf + whole, pending_);
+        }
+        return ids;
+    }
+
+  private:
+    int read_fd_ = -1;
+    int write_fd_ = -1;
+    size_t pending_ = 0;
+};
+
+// The calling thread's wake pipe. A pipe is abandoned, never closed, when
+// Go may still write to it after its call returned.
+struct ThreadPipe {
+    WakePipe *pipe = nullptr;
+    ~ThreadPipe() { delete pipe; }
+};
+
+ThreadPipe &thread_pipe() {
+    thread_local ThreadPipe current;
+    return current;
+}
+
+// Return the calling thread's wake pipe, making it on first use. Called
+// with the GIL held, so failure raises OSError.
+WakePipe &wake_pipe() {
+    ThreadPipe &current = thread_pipe();
+    if (current.pipe == nullptr) {
+        auto *made = new WakePipe();
+        if (!made->ok()) {
+            int error = errno;
+            delete made;
+            errno = error;
+            PyErr_SetFromErrno(PyExc_OSError);
+            throw py::error_already_set();
+        }
+        current.pipe = made;
+    }
+    return *current.pipe;
+}
+
+// Calls owns the slots of one synchronous call and waits for them. If the
+// call leaves early (a signal handler raised), it cancels what still runs,
+// waits a little for Go to let go, and otherwise leaves the slots and the
+// thread's pipe to Go, so Go never writes to freed memory or a closed pipe.
+class Calls {
+  public:
+    Calls(const rcx::Api &api, WakePipe &pipe) : api_(api), pipe_(pipe) {}
+    Calls(const Calls &) = delete;
+    Calls &operator=(const Calls &) = delete;
+    ~Calls() {
+        if (running_.empty()) {
+            for (auto &entry : slots_) free_slot(entry.second);
+            return;
+        }
+        py::gil_scoped_release release;
+        for (uint64_t id : running_) api_.slot_cancel(id);
+        using Clock = std::chrono::steady_clock;
+        const Clock::time_point end = Clock::now() + std::chrono::milliseconds(kCancelWaitMs);
+        while (!running_.empty()) {
+            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - Clock::now()).count();
+            if (left <= 0) break;
+            collect(static_cast<int>(left) + 1);
+        }
+        if (running_.empty()) {
+            for (auto &entry : slots_) free_slot(entry.second);
+            return;
+        }
+        // NOTE: an operation that ignores cancellation (a hanging credential
+        // helper) keeps its slot and this thread's pipe until it ends; both
+        // leak, and the thread makes a new pipe for its next call.
+        thread_pipe().pipe = nullptr;
+        for (auto &entry : slots_) {
+            if (running_.count(entry.first) == 0) free_slot(entry.second);
+        }
+    }
+
+    void submit(uintptr_t client, const std::string &request) {
+        rcx::Slot *slot = ::submit(api_, client, request, pipe_.write_fd());
+        order_.push_back(slot->id);
+        slots_[slot->id] = slot;
+        running_.insert(slot->id);
+    }
+
+    // Wait in slices with the GIL released until every slot has finished,
+    // running signal handlers between slices.
+    void wait() {
+        using Clock = std::chrono::steady_clock;
+        for (;;) {
+            {
+                py::gil_scoped_release release;
+                const Clock::time_point end = Clock::now() + std::chrono::milliseconds(kWaitSliceMs);
+                while (!running_.empty()) {
+                    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - Clock::now()).count();
+                    if (left <= 0 || !collect(static_cast<int>(left) + 1)) break;
+                }
+            }
+            if (running_.empty()) return;
+            if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+        }
+    }
+
+    // Results in submission order.
+    std::vector<py::tuple> results() const {
+        std::vector<py::tuple> out;
+        out.reserve(order_.size());
+        for (uint64_t id : order_) out.push_back(slot_result(slots_.at(id)));
+        return out;
+    }
+
+  private:
+    // Read finished ids for up to timeout_ms; false when nothing arrived.
+    bool collect(int timeout_ms) {
+        std::vector<uint64_t> ids = pipe_.read_ids(timeout_ms);
+        for (uint64_t id : ids) running_.erase(id);
+        return !ids.empty();
+    }
+
+    const rcx::Api &api_;
+    WakePipe &pipe_;
+    std::vector<uint64_t> order_;
+    std::unordered_map<uint64_t, rcx::Slot *> slots_;
+    std::unordered_set<uint64_t> running_;
+};
+
+// Run one request to completion and return (ok, envelope, body).
+py::tuple call(uintptr_t client, py::bytes request) {
+    if (rcx::forked_after_load()) return forked_result();
+    const rcx::Api &api = rcx::api();
+    Calls calls(api, wake_pipe());
+    calls.submit(client, request);
+    calls.wait();
+    return calls.results().front();
+}
+
+// Run many requests concurrently under one release of the GIL and return
+// their results in input order.
+py::list call_many(uintptr_t client, const std::vector<std::string> &requests) {
+    py::list results;
+    if (rcx::forked_after_load()) {
+        for (size_t i = 0; i < requests.size(); i++) results.append(forked_result());
+        return results;
+    }
+    const rcx::Api &api = rcx::api();
+    Calls calls(api, wake_pipe());
+    for (const std::string &raw : requests) calls.submit(client, raw);
+    calls.wait();
+    for (py::tuple &result : calls.results()) results.append(std::move(result));
+    return results;
+}
+
+// Slots started by start() and not yet collected by finish(), by id.
+std::mutex started_mutex;
+std::unordered_map<uint64_t, rcx::Slot *> started;
+
+// Start a request and return its id at once. Go writes the id to
+// notify_fd when it finishes; collect the result with finish().
+py::object start(uintptr_t client, py::bytes request, int notify_fd) {
+    if (rcx::forked_after_load()) return py::none();
+    const rcx::Api &api = rcx::api();
+    rcx::Slot *slot = submit(api, client, request, notify_fd);
+    std::lock_guard<std::mutex> lock(started_mutex);
+    started[slot->id] = slot;
+    return py::int_(slot->id);
+}
+
+// Return the result of a request whose id arrived on its notify_fd, and
+// free it.
+py::tuple finish(uint64_t id) {
+    if (rcx::forked_after_load()) return forked_result();
+    rcx::Slot *slot;
+    {
+        std::lock_guard<std::mutex> lock(started_mutex);
+        auto found = started.find(id);
+        if (found == started.end()) throw std::invalid_argument("no started operation has id " + std::to_string(id));
+        slot = found->second;
+        started.erase(found);
+    }
+    py::tuple result = slot_result(slot);
+    free_slot(slot);
+    return result;
+}
+
+void cancel(uint64_t id) {
+    if (rcx::forked_after_load()) return;
+    const rcx::Api &api = rcx::api();
+    py::gil_scoped_release release;
+    api.slot_cancel(id);
+}
+
+int64_t native_operations() { return live_slots.load(); }
+
+#else
+// Windows: NOTE never run here. Calls start operations through
+// rcx_op_start and wait inside Go; AsyncClient uses a thread per call and
+// never calls start(), finish() or cancel().
+
 // Return (ok, envelope, body) of a finished operation.
 py::tuple result_of(const rcx::Api &api, uintptr_t op) {
     Buffer meta(api), body(api);
@@ -110,19 +423,15 @@ void wait_all(const rcx::Api &api, const std::vector<uintptr_t> &ops) {
     }
 }
 
-// Run one request to completion and return (ok, envelope, body).
 py::tuple call(uintptr_t client, py::bytes request) {
     if (rcx::forked_after_load()) return forked_result();
     const rcx::Api &api = rcx::api();
     std::string raw = request;
-
     Operation op(api, api.op_start(client, raw.data(), raw.size(), -1));
     wait_all(api, {op.handle});
     return result_of(api, op.handle);
 }
 
-// Run many requests concurrently under one release of the GIL and return
-// their results in input order.
 py::list call_many(uintptr_t client, const std::vector<std::string> &requests) {
     py::list results;
     if (rcx::forked_after_load()) {
@@ -130,7 +439,6 @@ py::list call_many(uintptr_t client, const std::vector<std::string> &requests) {
         return results;
     }
     const rcx::Api &api = rcx::api();
-
     std::vector<std::unique_ptr<Operation>> ops;
     std::vector<uintptr_t> handles;
     ops.reserve(requests.size());
@@ -143,28 +451,11 @@ py::list call_many(uintptr_t client, const std::vector<std::string> &requests) {
     return results;
 }
 
-// Start a request and return its operation handle at once. The Go side
-// writes the handle to notify_fd when the operation finishes; collect the
-// result with finish().
-py::object start(uintptr_t client, py::bytes request, int notify_fd) {
-    if (rcx::forked_after_load()) return py::none();
-    const rcx::Api &api = rcx::api();
-    std::string raw = request;
-    return py::int_(api.op_start(client, raw.data(), raw.size(), notify_fd));
-}
-
-// Return the result of a finished operation and free it.
-py::tuple finish(uintptr_t op) {
-    if (rcx::forked_after_load()) return forked_result();
-    const rcx::Api &api = rcx::api();
-    Operation owned(api, op);
-    return result_of(api, op);
-}
-
-void cancel(uintptr_t op) {
-    if (rcx::forked_after_load()) return;
-    rcx::api().op_cancel(op);
-}
+py::object start(uintptr_t, py::bytes, int) { throw std::runtime_error("start() is not available on Windows"); }
+py::tuple finish(uint64_t) { throw std::runtime_error("finish() is not available on Windows"); }
+void cancel(uint64_t) { throw std::runtime_error("cancel() is not available on Windows"); }
+int64_t native_operations() { return 0; }
+#endif
 
 void preload() {
     if (!rcx::forked_after_load()) rcx::api();
@@ -174,7 +465,7 @@ py::tuple stats() {
     if (!rcx::loaded() || rcx::forked_after_load()) return py::make_tuple(0, 0);
     int64_t clients = 0, operations = 0;
     rcx::api().stats(&clients, &operations);
-    return py::make_tuple(clients, operations);
+    return py::make_tuple(clients, operations + native_operations());
 }
 
 }  // namespace

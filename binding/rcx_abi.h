@@ -23,6 +23,30 @@ using OpFreeFn = void (*)(uintptr_t op);
 using FreeFn = void (*)(void *p);
 using StatsFn = void (*)(int64_t *clients, int64_t *operations);
 
+#ifndef _WIN32
+// Slot mirrors rcx_slot in go/slot_unix.go; the loader refuses a library
+// whose rcx_slot_size() differs from sizeof(Slot). A caller submits one by
+// writing its address to the submit pipe and owns it again once Go has
+// written its id to notify_fd. Everything in it is allocated with malloc
+// and released with free(): on POSIX both sides share the C library's heap.
+struct Slot {
+    uint64_t id;
+    uintptr_t client;
+    const char *request;
+    size_t request_len;
+    int32_t notify_fd;
+    int32_t code;
+    char *meta;
+    size_t meta_len;
+    char *body;
+    size_t body_len;
+};
+
+using SlotSizeFn = size_t (*)();
+using SubmitFdFn = int (*)();
+using SlotCancelFn = void (*)(uint64_t id);
+#endif
+
 // Api contains the resolved entry points of a loaded Go library.
 struct Api {
     ClientNewFn client_new;
@@ -34,6 +58,11 @@ struct Api {
     OpFreeFn op_free;
     FreeFn free;
     StatsFn stats;
+#ifndef _WIN32
+    SlotCancelFn slot_cancel;
+    // Write end of the pipe that takes slot addresses.
+    int submit_fd;
+#endif
 };
 
 }  // namespace rcx

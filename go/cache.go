@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/regclient/regclient/types/manifest"
+	"github.com/regclient/regclient/types/platform"
 )
 
 // maxKnownTags bounds the set of tags seen before. The set only decides
@@ -29,6 +30,9 @@ type cacheEntry struct {
 	key      string
 	manifest manifest.Manifest
 	config   []byte
+	// platform is the config's parsed platform, kept so a cached config
+	// is not parsed again on every lookup.
+	platform platform.Platform
 	size     int64
 }
 
@@ -55,15 +59,16 @@ func (c *contentCache) putManifest(m manifest.Manifest) {
 	c.put(&cacheEntry{key: "manifest:" + m.GetDescriptor().Digest.String(), manifest: m, size: int64(len(raw))})
 }
 
-func (c *contentCache) getConfig(digest string) []byte {
+// getConfig returns a cached config and its platform, or nil.
+func (c *contentCache) getConfig(digest string) ([]byte, platform.Platform) {
 	if e := c.get("config:" + digest); e != nil {
-		return e.config
+		return e.config, e.platform
 	}
-	return nil
+	return nil, platform.Platform{}
 }
 
-func (c *contentCache) putConfig(digest string, body []byte) {
-	c.put(&cacheEntry{key: "config:" + digest, config: body, size: int64(len(body))})
+func (c *contentCache) putConfig(digest string, body []byte, p platform.Platform) {
+	c.put(&cacheEntry{key: "config:" + digest, config: body, platform: p, size: int64(len(body))})
 }
 
 func (c *contentCache) get(key string) *cacheEntry {

@@ -134,7 +134,7 @@ func fetchImageConfig(ctx context.Context, c *Client, req request, info *errorCo
 		return nil, err
 	}
 
-	body := c.cache.getConfig(cd.Digest.String())
+	body, configPlat := c.cache.getConfig(cd.Digest.String())
 	if body == nil {
 		if err := requireLayoutBlob(r, cd.Digest.String()); err != nil {
 			return nil, err
@@ -143,11 +143,11 @@ func fetchImageConfig(ctx context.Context, c *Client, req request, info *errorCo
 		if err != nil {
 			return nil, err
 		}
-		c.cache.putConfig(cd.Digest.String(), body)
-	}
-	configPlat, err := configPlatform(body)
-	if err != nil {
-		return nil, err
+		configPlat, err = configPlatform(body)
+		if err != nil {
+			return nil, err
+		}
+		c.cache.putConfig(cd.Digest.String(), body, configPlat)
 	}
 	if explicit && len(res.info.Platforms) == 0 && (plat.OS != configPlat.OS || !platform.Compatible(plat, configPlat)) {
 		info.Platforms = []string{configPlat.String()}

@@ -101,6 +101,8 @@ func (op *operation) launch(handle uintptr, notifyFd int) {
 }
 
 func (op *operation) run(ctx context.Context, req request) {
+	callStarted()
+	defer callFinished()
 	defer close(op.done)
 	defer op.stop(nil)
 	defer op.cancelFn()

@@ -1,0 +1,190 @@
+//go:build !windows
+
+package main
+
+/*
+#include <stdint.h>
+#include <stdlib.h>
+
+// rcx_slot carries one request in and its result out, without the caller
+// entering the Go runtime. The caller allocates it with malloc and fills
+// the first five fields, then writes its address to the submit pipe. Go
+// fills the rest and then writes id to notify_fd. The caller reads the
+// result only after that record arrives, and frees the slot, its request
+// and both result buffers with free(). binding/rcx_abi.h mirrors it.
+typedef struct {
+	uint64_t id;
+	uintptr_t client;
+	const char *request;
+	size_t request_len;
+	int32_t notify_fd;
+	int32_t code;
+	char *meta;
+	size_t meta_len;
+	char *body;
+	size_t body_len;
+} rcx_slot;
+*/
+import "C"
+
+import (
+	"encoding/binary"
+	"errors"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+// slotRecordSize is the size of one submit pipe record: a slot address.
+const slotRecordSize = 8
+
+var (
+	submitOnce sync.Once
+	submitFd   = -1
+
+	// runningSlots maps the ids of submitted slots to their operations, so
+	// rcx_slot_cancel can find them. An operation leaves it before it
+	// notifies.
+	runningSlotsMu sync.Mutex
+	runningSlots   = map[uint64]*operation{}
+)
+
+// rcx_slot_size returns sizeof(rcx_slot), so the caller can refuse a
+// library whose layout differs from its own.
+//
+//export rcx_slot_size
+func rcx_slot_size() C.size_t {
+	return C.size_t(unsafe.Sizeof(C.rcx_slot{}))
+}
+
+// rcx_submit_fd returns the write end of the submit pipe, or -1 when it
+// cannot be made. The first call makes the pipe and starts the goroutine
+// that reads it. A caller submits a slot by writing its address (8 bytes,
+// native byte order) there; the write never enters the Go runtime, so a
+// thread that submits never waits for a Go scheduler slot.
+//
+//export rcx_submit_fd
+func rcx_submit_fd() (fd C.int) {
+	defer func() {
+		if recover() != nil {
+			fd = -1
+		}
+	}()
+	submitOnce.Do(func() {
+		var fds [2]int
+		if err := syscall.Pipe(fds[:]); err != nil {
+			return
+		}
+		syscall.CloseOnExec(fds[0])
+		syscall.CloseOnExec(fds[1])
+		// A non-blocking read end lets os.File wait in the netpoller
+		// instead of holding a thread.
+		if err := syscall.SetNonblock(fds[0], true); err != nil {
+			syscall.Close(fds[0])
+			syscall.Close(fds[1])
+			return
+		}
+		submitFd = fds[1]
+		go readSubmissions(os.NewFile(uintptr(fds[0]), "rcx-submit"))
+	})
+	return C.int(submitFd)
+}
+
+// rcx_slot_cancel asks the operation of a submitted slot to stop. An id
+// that already finished, or never existed, is ignored.
+//
+//export rcx_slot_cancel
+func rcx_slot_cancel(id C.uint64_t) {
+	defer recoverSilently()
+	runningSlotsMu.Lock()
+	op := runningSlots[uint64(id)]
+	runningSlotsMu.Unlock()
+	if op != nil {
+		op.cancel()
+	}
+}
+
+// readSubmissions starts an operation for every slot address read from
+// the submit pipe. It runs for the life of the process.
+func readSubmissions(pipe *os.File) {
+	buf := make([]byte, slotRecordSize*512)
+	pending := 0
+	for {
+		n, err := pipe.Read(buf[pending:])
+		if err != nil && n == 0 {
+			// The read end is never closed, so a failure is transient;
+			// pausing keeps a persistent one from spinning a CPU.
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		n += pending
+		whole := n - n%slotRecordSize
+		for off := 0; off < whole; off += slotRecordSize {
+			addr := uintptr(binary.NativeEndian.Uint64(buf[off:]))
+			startSlot((*C.rcx_slot)(unsafe.Pointer(addr)))
+		}
+		pending = copy(buf, buf[whole:n])
+	}
+}
+
+// startSlot starts the operation a slot asks for, on its own goroutine.
+func startSlot(s *C.rcx_slot) {
+	var op *operation
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				op = failedOperation(panicError(p))
+			}
+		}()
+		raw := copyInput(s.request, s.request_len)
+		if c, ok := clientFromHandle(s.client); ok {
+			op = c.newOperation(raw)
+		} else {
+			op = failedOperation(&kindError{kind: kindCanceled, err: errors.New("the client is closed")})
+		}
+	}()
+	id := uint64(s.id)
+	liveOperations.Add(1)
+	runningSlotsMu.Lock()
+	runningSlots[id] = op
+	runningSlotsMu.Unlock()
+	go func() {
+		if op.ctx != nil {
+			op.run(op.ctx, op.req)
+		}
+		finishSlot(s, id, op)
+	}()
+}
+
+// finishSlot writes an operation's result into its slot and notifies. The
+// slot belongs to the caller again from the moment the record is written.
+func finishSlot(s *C.rcx_slot, id uint64, op *operation) {
+	runningSlotsMu.Lock()
+	delete(runningSlots, id)
+	runningSlotsMu.Unlock()
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				op.err = panicError(p)
+				s.body, s.body_len = nil, 0
+				setBuffer(&s.meta, &s.meta_len, encodeError(op.err))
+			}
+		}()
+		s.code = codeOK
+		setBuffer(&s.meta, &s.meta_len, op.envelope())
+		if op.err != nil {
+			s.code = codeError
+			s.body, s.body_len = nil, 0
+			return
+		}
+		setBuffer(&s.body, &s.body_len, op.body)
+	}()
+	if op.err != nil {
+		s.code = codeError
+	}
+	fd := int(s.notify_fd)
+	liveOperations.Add(-1)
+	notifyDone(fd, uintptr(id))
+}
