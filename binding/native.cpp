@@ -462,10 +462,10 @@ void preload() {
 }
 
 py::tuple stats() {
-    if (!rcx::loaded() || rcx::forked_after_load()) return py::make_tuple(0, 0);
-    int64_t clients = 0, operations = 0;
-    rcx::api().stats(&clients, &operations);
-    return py::make_tuple(clients, operations + native_operations());
+    if (!rcx::loaded() || rcx::forked_after_load()) return py::make_tuple(0, 0, 0);
+    int64_t clients = 0, operations = 0, procs = 0;
+    rcx::api().stats(&clients, &operations, &procs);
+    return py::make_tuple(clients, operations + native_operations(), procs);
 }
 
 }  // namespace
@@ -486,5 +486,5 @@ PYBIND11_MODULE(_native, m) {
     m.def("finish", &finish, py::arg("operation"), "Return (ok, envelope, body) of a finished operation and free it.");
     m.def("cancel", &cancel, py::arg("operation"), "Ask a running operation to stop.");
     m.def("preload", &preload, "Load the Go library now instead of on the first call.");
-    m.def("stats", &stats, "Return the numbers of live Go client and operation handles.");
+    m.def("stats", &stats, "Return the numbers of live clients and operations, and Go's GOMAXPROCS (0 before loading).");
 }

@@ -21,7 +21,7 @@ using OpCancelFn = void (*)(uintptr_t op);
 using OpResultFn = int (*)(uintptr_t op, char **meta, size_t *meta_len, char **body, size_t *body_len);
 using OpFreeFn = void (*)(uintptr_t op);
 using FreeFn = void (*)(void *p);
-using StatsFn = void (*)(int64_t *clients, int64_t *operations);
+using StatsFn = void (*)(int64_t *clients, int64_t *operations, int64_t *procs);
 
 #ifndef _WIN32
 // Slot mirrors rcx_slot in go/slot_unix.go; the loader refuses a library

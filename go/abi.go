@@ -17,6 +17,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"runtime"
 	"runtime/cgo"
 	"time"
 	"unsafe"
@@ -224,10 +225,11 @@ func recoverSilently() {
 }
 
 // rcx_stats reports how many client and operation handles are not yet
-// freed.
+// freed, and the runtime's current GOMAXPROCS.
 //
 //export rcx_stats
-func rcx_stats(clients *C.int64_t, operations *C.int64_t) {
+func rcx_stats(clients *C.int64_t, operations *C.int64_t, procs *C.int64_t) {
 	*clients = C.int64_t(liveClients.Load())
 	*operations = C.int64_t(liveOperations.Load())
+	*procs = C.int64_t(runtime.GOMAXPROCS(0))
 }

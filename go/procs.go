@@ -23,7 +23,10 @@ import (
 const quietSpell = 250 * time.Millisecond
 
 var (
-	adaptiveProcs = os.Getenv("GOMAXPROCS") == "" && runtime.NumCPU() > 1
+	// adaptiveProcs is set when the default is more than one P (it
+	// follows the CPU count and any cgroup CPU limit) and no GOMAXPROCS
+	// variable chose one.
+	adaptiveProcs = os.Getenv("GOMAXPROCS") == "" && runtime.GOMAXPROCS(0) > 1
 
 	callsInFlight atomic.Int64
 	// lastOverlap is when two calls last ran at once, in UnixNano.

@@ -264,6 +264,41 @@ def test_ctrl_c_interrupts_call() -> None:
     assert arch == "amd64"
 
 
+def test_ctrl_c_with_operation_that_ignores_cancel(basic_auth_registry: Registry, tmp_path: Path) -> None:
+    # regclient runs credential helpers without a context, so this call
+    # cannot be cancelled while its helper sleeps.
+    write_helper(tmp_path / "bin", "slow", "sleep 4\necho '{}'\n")
+    (tmp_path / "docker").mkdir()
+    (tmp_path / "docker" / "config.json").write_text(json.dumps({"credHelpers": {basic_auth_registry.host: "slow"}}))
+    script = textwrap.dedent(
+        f"""
+        import os, signal, sys, threading, time
+        import regclient_ext
+        client = regclient_ext.Client(hosts=[regclient_ext.Host({basic_auth_registry.host!r}, tls="disabled")])
+        threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
+        began = time.monotonic()
+        try:
+            client.get_image_config({basic_auth_registry.host!r} + "/testrepo:v1", timeout=30)
+            print("no interrupt")
+            sys.exit(1)
+        except KeyboardInterrupt:
+            waited = time.monotonic() - began
+        # The same thread calls again, through a new pipe.
+        config = client.get_image_config({f"ocidir://{FIXTURE_LAYOUT}:v1"!r}, platform="linux/amd64")
+        print(round(waited, 3), config["architecture"])
+        """
+    )
+    environment = dict(os.environ, PATH=f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}", DOCKER_CONFIG=str(tmp_path / "docker"))
+    result = run_python(script, timeout=60, env=environment)
+    assert result.returncode == 0, result.stderr + result.stdout
+    waited, arch = result.stdout.split()
+    # The interrupt lands at 0.5 s; the call then waits 2 s for the
+    # cancelled operation before leaving it behind, well before the
+    # helper's 4 s are over.
+    assert 2.4 < float(waited) < 3.8
+    assert arch == "amd64"
+
+
 def test_other_threads_run_during_call() -> None:
     server = StallingServer(delay=1.0)
     ticks = 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import textwrap
 import threading
 import time
@@ -265,3 +266,40 @@ def test_async_client_in_forked_child_raises_fork_error() -> None:
     result = run_python(script, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "0"
+
+
+# The Go runtime's parallelism
+
+
+def max_procs_over_calls(registry: Registry, **env: str) -> list[int]:
+    """Run one call, a batch of 50, then wait; return GOMAXPROCS after each step."""
+    script = textwrap.dedent(
+        f"""
+        import json, time
+        import regclient_ext
+        client = regclient_ext.Client(hosts=[regclient_ext.Host({registry.host!r}, tls="disabled")], docker_config=False, cache_size=0)
+        image = {registry.host!r} + "/testrepo:v3"
+        client.get_image_config(image, platform="linux/amd64")
+        seen = [regclient_ext.diagnostics()["go_max_procs"]]
+        client.get_image_configs([image] * 50, platform="linux/amd64")
+        seen.append(regclient_ext.diagnostics()["go_max_procs"])
+        time.sleep(1.0)
+        seen.append(regclient_ext.diagnostics()["go_max_procs"])
+        print(json.dumps(seen))
+        """
+    )
+    environment = {key: value for key, value in os.environ.items() if key != "GOMAXPROCS"} | env
+    result = run_python(script, env=environment)
+    assert result.returncode == 0, result.stderr
+    return list(json.loads(result.stdout))
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="with one CPU the runtime's default is already one P")
+def test_runtime_widens_only_while_calls_overlap(registry: Registry) -> None:
+    alone, overlapping, quiet = max_procs_over_calls(registry)
+    assert (alone, quiet) == (1, 1)
+    assert overlapping > 1
+
+
+def test_gomaxprocs_variable_turns_adapting_off(registry: Registry) -> None:
+    assert max_procs_over_calls(registry, GOMAXPROCS="3") == [3, 3, 3]

@@ -12,10 +12,12 @@ def diagnostics() -> dict[str, int | bool]:
 
     ``clients`` counts Clients that have made a call and are not closed.
     ``operations`` counts calls whose Go side has not been freed yet. It
-    drops to 0 shortly after every call has returned.
+    drops to 0 shortly after every call has returned. ``go_max_procs`` is
+    the Go runtime's current GOMAXPROCS (0 before it is loaded): 1 while
+    calls come one at a time, the runtime's default while they overlap.
     """
-    clients, operations = _native.stats()
-    return {"go_loaded": _native.loaded(), "clients": clients, "operations": operations}
+    clients, operations, procs = _native.stats()
+    return {"go_loaded": _native.loaded(), "clients": clients, "operations": operations, "go_max_procs": procs}
 
 
 def address_is_internal(address: str) -> bool:
