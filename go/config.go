@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/regclient/regclient"
 	"github.com/regclient/regclient/types/descriptor"
@@ -52,7 +53,7 @@ type configResult struct {
 // the reference and the registry, so errors can name them.
 func fetchImageConfig(ctx context.Context, c *Client, req request, info *errorContext) (*configResult, error) {
 	rc := c.rc
-	r, err := ref.New(req.Image)
+	r, err := parseRef(req.Image)
 	if err != nil {
 		return nil, err
 	}
@@ -160,6 +161,39 @@ func fetchImageConfig(ctx context.Context, c *Client, req request, info *errorCo
 	res.info.Platform = configPlat.String()
 	res.config = body
 	return res, nil
+}
+
+// maxParsedRefs bounds the memo of parsed references; it is emptied when
+// full.
+const maxParsedRefs = 1024
+
+var (
+	parsedRefsMu sync.Mutex
+	parsedRefs   = map[string]ref.Ref{}
+)
+
+// parseRef parses an image reference, remembering references that parsed,
+// because regclient's parser runs several regular expressions and a
+// backend looks up the same few images again and again. ref.Ref holds only
+// strings, so a copy is safe to hand out.
+func parseRef(image string) (ref.Ref, error) {
+	parsedRefsMu.Lock()
+	r, ok := parsedRefs[image]
+	parsedRefsMu.Unlock()
+	if ok {
+		return r, nil
+	}
+	r, err := ref.New(image)
+	if err != nil {
+		return r, err
+	}
+	parsedRefsMu.Lock()
+	if len(parsedRefs) >= maxParsedRefs {
+		clear(parsedRefs)
+	}
+	parsedRefs[image] = r
+	parsedRefsMu.Unlock()
+	return r, nil
 }
 
 // parseReference returns the parsed reference, its registry and scheme.
