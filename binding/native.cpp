@@ -169,8 +169,11 @@ class WakePipe {
     WakePipe() {
         int fds[2];
         if (pipe(fds) != 0) return;
-        for (int fd : fds) fcntl(fd, F_SETFD, FD_CLOEXEC);
-        fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK);
+        // Go waits with a sleep, not a blocked thread, when the pipe is full.
+        for (int fd : fds) {
+            fcntl(fd, F_SETFD, FD_CLOEXEC);
+            fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+        }
         read_fd_ = fds[0];
         write_fd_ = fds[1];
     }

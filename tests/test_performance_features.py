@@ -132,6 +132,11 @@ def test_batch_runs_concurrently() -> None:
     assert elapsed < 5
 
 
+def os_threads() -> int:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("Threads:"))
+
+
 def test_batch_rejects_single_string(client: regclient_ext.Client) -> None:
     with pytest.raises(TypeError):
         client.get_image_configs("ocidir://x:v1")  # type: ignore[arg-type]
@@ -303,3 +308,30 @@ def test_runtime_widens_only_while_calls_overlap(registry: Registry) -> None:
 
 def test_gomaxprocs_variable_turns_adapting_off(registry: Registry) -> None:
     assert max_procs_over_calls(registry, GOMAXPROCS="3") == [3, 3, 3]
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="counts threads through /proc")
+def test_async_results_overflowing_pipe(registry: Registry, fixture_layout: LayoutReader) -> None:
+    # A known digest costs no request, so 12000 calls finish while the loop
+    # is blocked and their records overflow the 64 KiB (8192 record) pipe.
+    async def main() -> tuple[list[dict[str, object]], int, int]:
+        async with async_client(registry) as client:
+            info = await client.inspect_image(f"{registry.host}/testrepo:v1", platform="linux/amd64")
+            image = f"{registry.host}/testrepo@{info.manifest_digest}"
+            threads_before = os_threads()
+            calls = [asyncio.create_task(client.get_image_config(image, platform="linux/amd64")) for _ in range(12000)]
+            await asyncio.sleep(0)  # every task submits its call
+            time.sleep(3)  # block the loop while Go finishes them all
+            threads_blocked = os_threads()
+            return await asyncio.gather(*calls), threads_before, threads_blocked
+
+    configs, threads_before, threads_blocked = asyncio.run(main())
+    assert len(configs) == 12000
+    assert all(config == expected(fixture_layout, "v1", "linux/amd64") for config in configs)
+    # Goroutines wait for room in the pipe asleep, not in blocked writes that each hold a thread.
+    assert threads_blocked < threads_before + 50
+
+
+def os_threads() -> int:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("Threads:"))

@@ -120,6 +120,8 @@ class AsyncClient(BaseClient):
             raise RegclientError("the client is closed; create a new one")
         self._read_fd, self._write_fd = os.pipe()
         os.set_blocking(self._read_fd, False)
+        # Go retries a full pipe after a sleep instead of blocking a thread.
+        os.set_blocking(self._write_fd, False)
         self._loop = loop
         self._drained = asyncio.Event()
         self._drained.set()
