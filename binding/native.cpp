@@ -274,8 +274,8 @@ class Calls {
             return;
         }
         // NOTE: an operation that ignores cancellation (a hanging credential
-        // helper) keeps its slot and this thread's pipe until it ends; both
-        // leak, and the thread makes a new pipe for its next call.
+        // helper) keeps its slot and this thread's pipe, which both leak. The
+        // thread makes a new pipe for its next call.
         thread_pipe().pipe = nullptr;
         for (auto &entry : slots_) {
             if (running_.count(entry.first) == 0) free_slot(entry.second);
@@ -316,7 +316,7 @@ class Calls {
     }
 
   private:
-    // Read finished ids for up to timeout_ms; false when nothing arrived.
+    // Read finished ids for up to timeout_ms. Returns false when none arrived.
     bool collect(int timeout_ms) {
         std::vector<uint64_t> ids = pipe_.read_ids(timeout_ms);
         for (uint64_t id : ids) running_.erase(id);
@@ -361,7 +361,7 @@ std::mutex started_mutex;
 std::unordered_map<uint64_t, rcx::Slot *> started;
 
 // Start a request and return its id at once. Go writes the id to
-// notify_fd when it finishes; collect the result with finish().
+// notify_fd when it finishes, and finish() then returns the result.
 py::object start(uintptr_t client, py::bytes request, int notify_fd) {
     if (rcx::forked_after_load()) return py::none();
     const rcx::Api &api = rcx::api();
@@ -398,9 +398,9 @@ void cancel(uint64_t id) {
 int64_t native_operations() { return live_slots.load(); }
 
 #else
-// Windows: NOTE never run here. Calls start operations through
-// rcx_op_start and wait inside Go; AsyncClient uses a thread per call and
-// never calls start(), finish() or cancel().
+// Windows (NOTE: never run here): calls start operations through
+// rcx_op_start and wait inside Go. AsyncClient uses a thread per call there
+// and never calls start(), finish() or cancel().
 
 // Return (ok, envelope, body) of a finished operation.
 py::tuple result_of(const rcx::Api &api, uintptr_t op) {

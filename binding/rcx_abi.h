@@ -24,7 +24,7 @@ using FreeFn = void (*)(void *p);
 using StatsFn = void (*)(int64_t *clients, int64_t *operations, int64_t *procs);
 
 #ifndef _WIN32
-// Slot mirrors rcx_slot in go/slot_unix.go; the loader refuses a library
+// Slot mirrors rcx_slot in go/slot_unix.go. The loader rejects a library
 // whose rcx_slot_size() differs from sizeof(Slot). A caller submits one by
 // writing its address to the submit pipe and owns it again once Go has
 // written its id to notify_fd. Everything in it is allocated with malloc

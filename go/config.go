@@ -163,8 +163,8 @@ func fetchImageConfig(ctx context.Context, c *Client, req request, info *errorCo
 	return res, nil
 }
 
-// maxParsedRefs bounds the memo of parsed references; it is emptied when
-// full.
+// maxParsedRefs bounds the memo of parsed references, which is emptied
+// when full.
 const maxParsedRefs = 1024
 
 var (

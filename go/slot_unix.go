@@ -62,7 +62,7 @@ func rcx_slot_size() C.size_t {
 // rcx_submit_fd returns the write end of the submit pipe, or -1 when it
 // cannot be made. The first call makes the pipe and starts the goroutine
 // that reads it. A caller submits a slot by writing its address (8 bytes,
-// native byte order) there; the write never enters the Go runtime, so a
+// native byte order) there. The write never enters the Go runtime, so a
 // thread that submits never waits for a Go scheduler slot.
 //
 //export rcx_submit_fd
@@ -114,8 +114,8 @@ func readSubmissions(pipe *os.File) {
 	for {
 		n, err := pipe.Read(buf[pending:])
 		if err != nil && n == 0 {
-			// The read end is never closed, so a failure is transient;
-			// pausing keeps a persistent one from spinning a CPU.
+			// The read end is never closed, so a failure is transient. The
+			// pause keeps a persistent one from spinning a CPU.
 			time.Sleep(10 * time.Millisecond)
 			continue
 		}
