@@ -155,6 +155,15 @@ rcx::Slot *submit(const rcx::Api &api, uintptr_t client, const std::string &requ
     }
 }
 
+// Ask Go to stop a slot's operation. The flag covers a slot that Go has
+// not read off the submit pipe yet. Call without the GIL.
+void cancel_slot(const rcx::Api &api, rcx::Slot *slot) {
+    __atomic_store_n(&slot->cancelled, 1, __ATOMIC_SEQ_CST);
+    api.slot_cancel(slot->id);
+}
+
+bool slot_done(const rcx::Slot *slot) { return __atomic_load_n(&slot->done, __ATOMIC_ACQUIRE) != 0; }
+
 // Return (ok, envelope, body) of a slot whose id has been notified.
 py::tuple slot_result(const rcx::Slot *slot) {
     py::bytes meta = slot->meta == nullptr ? py::bytes() : py::bytes(slot->meta, slot->meta_len);
@@ -186,6 +195,10 @@ class WakePipe {
 
     bool ok() const { return read_fd_ >= 0; }
     int write_fd() const { return write_fd_; }
+
+    // Ids read by one call that belong to another on the same thread: a
+    // signal handler can make a call while an interrupted one waits.
+    std::unordered_set<uint64_t> others;
 
     // Sleep until ids arrive or timeout_ms passes, and return the ids read.
     // A signal ends the sleep early, so its handler runs at once.
@@ -261,7 +274,7 @@ class Calls {
             return;
         }
         py::gil_scoped_release release;
-        for (uint64_t id : running_) api_.slot_cancel(id);
+        for (uint64_t id : running_) cancel_slot(api_, slots_.at(id));
         using Clock = std::chrono::steady_clock;
         const Clock::time_point end = Clock::now() + std::chrono::milliseconds(kCancelWaitMs);
         while (!running_.empty()) {
@@ -318,8 +331,20 @@ class Calls {
   private:
     // Read finished ids for up to timeout_ms. Returns false when none arrived.
     bool collect(int timeout_ms) {
+        bool found = false;
+        for (auto it = pipe_.others.begin(); it != pipe_.others.end();) {
+            if (running_.erase(*it) != 0) {
+                found = true;
+                it = pipe_.others.erase(it);
+            } else {
+                ++it;
+            }
+        }
+        if (found) return true;
         std::vector<uint64_t> ids = pipe_.read_ids(timeout_ms);
-        for (uint64_t id : ids) running_.erase(id);
+        for (uint64_t id : ids) {
+            if (running_.erase(id) == 0) pipe_.others.insert(id);
+        }
         return !ids.empty();
     }
 
@@ -380,6 +405,7 @@ py::tuple finish(uint64_t id) {
         std::lock_guard<std::mutex> lock(started_mutex);
         auto found = started.find(id);
         if (found == started.end()) throw std::invalid_argument("no started operation has id " + std::to_string(id));
+        if (!slot_done(found->second)) throw std::invalid_argument("operation " + std::to_string(id) + " has not finished");
         slot = found->second;
         started.erase(found);
     }
@@ -392,6 +418,13 @@ void cancel(uint64_t id) {
     if (rcx::forked_after_load()) return;
     const rcx::Api &api = rcx::api();
     py::gil_scoped_release release;
+    {
+        // The lock keeps finish() from freeing the slot while the flag is set.
+        std::lock_guard<std::mutex> lock(started_mutex);
+        auto found = started.find(id);
+        if (found == started.end()) return;
+        __atomic_store_n(&found->second->cancelled, 1, __ATOMIC_SEQ_CST);
+    }
     api.slot_cancel(id);
 }
 

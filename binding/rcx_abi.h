@@ -35,6 +35,8 @@ struct Slot {
     const char *request;
     size_t request_len;
     int32_t notify_fd;
+    int32_t cancelled;  // set by the caller, atomically, before slot_cancel
+    int32_t done;       // set by Go, atomically, once the result is in place
     int32_t code;
     char *meta;
     size_t meta_len;

@@ -92,6 +92,7 @@ type Client struct {
 	ctx             context.Context
 	cancel          context.CancelFunc
 	logs            logSink
+	conns           connSet
 }
 
 func newClient(raw []byte) (*Client, error) {
@@ -179,6 +180,7 @@ func (c *Client) transportErrorSince(registry string, since time.Time) string {
 
 func (c *Client) close() {
 	c.cancel()
+	c.conns.closeAll()
 	liveClients.Add(-1)
 }
 

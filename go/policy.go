@@ -122,7 +122,16 @@ func dialContext(dialer *net.Dialer) func(ctx context.Context, network, address 
 				ctx = context.WithValue(ctx, policyContextKey{}, policy)
 			}
 		}
-		return dialer.DialContext(ctx, network, address)
+		conn, err := dialer.DialContext(ctx, network, address)
+		if err != nil {
+			return nil, err
+		}
+		// Token requests carry no operation; their connections close with
+		// net/http's idle timeout instead.
+		if op := operationFromContext(ctx); op != nil && op.client != nil {
+			return op.client.conns.track(conn), nil
+		}
+		return conn, nil
 	}
 }
 

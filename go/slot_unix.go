@@ -9,15 +9,20 @@ package main
 // rcx_slot carries one request in and its result out, without the caller
 // entering the Go runtime. The caller allocates it with malloc and fills
 // the first five fields, then writes its address to the submit pipe. Go
-// fills the rest and then writes id to notify_fd. The caller reads the
-// result only after that record arrives, and frees the slot, its request
-// and both result buffers with free(). binding/rcx_abi.h mirrors it.
+// fills the result, sets done and then writes id to notify_fd. The caller
+// reads the result only after that, and frees the slot, its request and
+// both result buffers with free(). binding/rcx_abi.h mirrors it.
 typedef struct {
 	uint64_t id;
 	uintptr_t client;
 	const char *request;
 	size_t request_len;
 	int32_t notify_fd;
+	// cancelled is set by the caller before rcx_slot_cancel, so a cancel
+	// that arrives before Go has read the slot still applies.
+	int32_t cancelled;
+	// done is set by Go once the result is in place.
+	int32_t done;
 	int32_t code;
 	char *meta;
 	size_t meta_len;
@@ -32,6 +37,7 @@ import (
 	"errors"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -92,8 +98,9 @@ func rcx_submit_fd() (fd C.int) {
 	return C.int(submitFd)
 }
 
-// rcx_slot_cancel asks the operation of a submitted slot to stop. An id
-// that already finished, or never existed, is ignored.
+// rcx_slot_cancel asks the operation of a submitted slot to stop. The
+// caller sets the slot's cancelled flag first, which covers a slot Go has
+// not read yet. An id that already finished, or never existed, is ignored.
 //
 //export rcx_slot_cancel
 func rcx_slot_cancel(id C.uint64_t) {
@@ -150,6 +157,10 @@ func startSlot(s *C.rcx_slot) {
 	runningSlotsMu.Lock()
 	runningSlots[id] = op
 	runningSlotsMu.Unlock()
+	// A cancel that found no operation in runningSlots set this flag first.
+	if atomic.LoadInt32((*int32)(unsafe.Pointer(&s.cancelled))) != 0 {
+		op.cancel()
+	}
 	go func() {
 		if op.ctx != nil {
 			op.run(op.ctx, op.req)
@@ -185,6 +196,7 @@ func finishSlot(s *C.rcx_slot, id uint64, op *operation) {
 		s.code = codeError
 	}
 	fd := int(s.notify_fd)
+	atomic.StoreInt32((*int32)(unsafe.Pointer(&s.done)), 1)
 	liveOperations.Add(-1)
 	notifyDone(fd, uintptr(id))
 }

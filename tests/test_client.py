@@ -6,6 +6,7 @@ import base64
 import json
 import logging
 import os
+import shutil
 import textwrap
 import threading
 import time
@@ -267,7 +268,8 @@ def test_ctrl_c_interrupts_call() -> None:
 def test_ctrl_c_with_operation_that_ignores_cancel(basic_auth_registry: Registry, tmp_path: Path) -> None:
     # regclient runs credential helpers without a context, so this call
     # cannot be cancelled while its helper sleeps.
-    write_helper(tmp_path / "bin", "slow", "sleep 4\necho '{}'\n")
+    # The packaging tests run this with only the venv on PATH, so sleep is named in full.
+    write_helper(tmp_path / "bin", "slow", f"{shutil.which('sleep')} 4\necho '{{}}'\n")
     (tmp_path / "docker").mkdir()
     (tmp_path / "docker" / "config.json").write_text(json.dumps({"credHelpers": {basic_auth_registry.host: "slow"}}))
     script = textwrap.dedent(
@@ -296,6 +298,81 @@ def test_ctrl_c_with_operation_that_ignores_cancel(basic_auth_registry: Registry
     # cancelled operation before leaving it behind, well before the
     # helper's 4 s are over.
     assert 2.4 < float(waited) < 3.8
+    assert arch == "amd64"
+
+
+def test_call_from_signal_handler_during_call() -> None:
+    # Both calls wait on the same thread's pipe. The inner one, made by the
+    # handler, reads the outer one's result first and must leave it there.
+    script = textwrap.dedent(
+        f"""
+        import signal, sys, time
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        import regclient_ext
+        from servers import StallingServer
+
+        outer, inner = StallingServer(delay=0.5), StallingServer(delay=1.5)
+        hosts = [regclient_ext.Host(outer.host, tls="disabled"), regclient_ext.Host(inner.host, tls="disabled")]
+        client = regclient_ext.Client(hosts=hosts, docker_config=False, retry_limit=0)
+        finished = []
+
+        def handler(signum, frame):
+            try:
+                client.get_image_config(inner.host + "/app:v1", timeout=10)
+            except regclient_ext.NotFoundError:
+                finished.append("inner")
+
+        signal.signal(signal.SIGALRM, handler)
+        signal.setitimer(signal.ITIMER_REAL, 0.2)
+        began = time.monotonic()
+        try:
+            client.get_image_config(outer.host + "/app:v1", timeout=10)
+        except regclient_ext.NotFoundError:
+            finished.append("outer")
+        print(" ".join(finished), round(time.monotonic() - began, 2))
+        """
+    )
+    result = run_python(script, timeout=60)
+    assert result.returncode == 0, result.stderr + result.stdout
+    order, _, elapsed = result.stdout.rpartition(" ")
+    assert order == "inner outer"
+    # The outer call waits for the handler (0.2 s + 1.5 s), not for its 10 s timeout.
+    assert float(elapsed) < 5
+
+
+def test_ctrl_c_during_large_batch_cancels_all() -> None:
+    script = textwrap.dedent(
+        f"""
+        import os, signal, sys, threading, time
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        import regclient_ext
+        from servers import StallingServer
+
+        server = StallingServer(delay=None)
+        client = regclient_ext.Client(hosts=[regclient_ext.Host(server.host, tls="disabled")], docker_config=False)
+        requests = [client._config_request(server.host + "/app:v1", None, 30)] * 20000
+        handle = client._acquire()
+        # The signal is handled right after the last request is handed to
+        # Go, before Go has read most of them off the pipe.
+        threading.Timer(0.01, os.kill, (os.getpid(), signal.SIGINT)).start()
+        try:
+            regclient_ext._native.call_many(handle, requests)
+            print("no interrupt")
+            sys.exit(1)
+        except KeyboardInterrupt:
+            pass
+        deadline = time.monotonic() + 10
+        while regclient_ext.diagnostics()["operations"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        config = client.get_image_config({f"ocidir://{FIXTURE_LAYOUT}:v1"!r}, platform="linux/amd64")
+        print(regclient_ext.diagnostics()["operations"], config["architecture"])
+        """
+    )
+    result = run_python(script, timeout=120)
+    assert result.returncode == 0, result.stderr + result.stdout
+    live_operations, arch = result.stdout.split()
+    # Operations that Go had not read yet when the cancel came must stop too, not run to the 30 s timeout.
+    assert live_operations == "0"
     assert arch == "amd64"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sys
 import textwrap
 import threading
 import time
@@ -335,3 +336,47 @@ def test_async_results_overflowing_pipe(registry: Registry, fixture_layout: Layo
 def os_threads() -> int:
     with open("/proc/self/status") as status:
         return next(int(line.split()[1]) for line in status if line.startswith("Threads:"))
+
+
+def test_finish_before_done_raises() -> None:
+    server = StallingServer(delay=None)
+    read_fd, write_fd = os.pipe()
+    try:
+        with regclient_ext.Client(hosts=[regclient_ext.Host(server.host, tls="disabled")], docker_config=False) as client:
+            native = regclient_ext._native
+            operation = native.start(client._acquire(), client._config_request(f"{server.host}/app:v1", None, 30), write_fd)
+            with pytest.raises(ValueError, match="has not finished"):
+                native.finish(operation)
+            native.cancel(operation)
+            record = os.read(read_fd, 8)
+            ok, _, _ = native.finish(operation)
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)
+        server.stop()
+    assert int.from_bytes(record, sys.byteorder) == operation
+    assert not ok
+
+
+def open_sockets() -> int:
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            count += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
+        except FileNotFoundError:
+            pass  # the descriptor listdir used, or one closed since
+    return count
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/fd"), reason="counts sockets through /proc")
+def test_close_closes_connections(registry: Registry) -> None:
+    before = open_sockets()
+    client = regclient_ext.Client(hosts=[regclient_ext.Host(registry.host, tls="disabled")], docker_config=False, cache_size=0)
+    client.get_image_configs([f"{registry.host}/testrepo:v3"] * 30, platform="linux/amd64")
+    opened = open_sockets() - before
+    client.close()
+    deadline = time.monotonic() + 5
+    while open_sockets() > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert opened > 0
+    assert open_sockets() <= before
