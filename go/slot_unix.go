@@ -152,8 +152,9 @@ func startSlot(s *C.rcx_slot) {
 			op = failedOperation(&kindError{kind: kindCanceled, err: errors.New("the client is closed")})
 		}
 	}()
+	// The binding counts slots from start to free, so liveOperations,
+	// which counts rcx_op_start handles, leaves them out.
 	id := uint64(s.id)
-	liveOperations.Add(1)
 	runningSlotsMu.Lock()
 	runningSlots[id] = op
 	runningSlotsMu.Unlock()
@@ -197,6 +198,5 @@ func finishSlot(s *C.rcx_slot, id uint64, op *operation) {
 	}
 	fd := int(s.notify_fd)
 	atomic.StoreInt32((*int32)(unsafe.Pointer(&s.done)), 1)
-	liveOperations.Add(-1)
 	notifyDone(fd, uintptr(id))
 }

@@ -144,3 +144,24 @@ def test_warnings_do_not_reach_stderr_without_handler(registry: Registry) -> Non
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "amd64"
     assert result.stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "secret", "masked"),
+    [
+        # A one-letter password must not turn every "e" into ***.
+        ("connection refused, check the registry", "e", "connection refused, check the registry"),
+        ("password is e here", "e", "password is *** here"),
+        ("pw=abc123;", "abc123", "pw=***;"),
+        ("userabc123", "abc123", "userabc123"),
+        # Long secrets are masked wherever they appear.
+        ("tokenS3cretValue99x", "S3cretValue99", "token***x"),
+    ],
+)
+def test_mask_secrets_cases(text: str, secret: str, masked: str) -> None:
+    assert regclient_ext.errors.mask_secrets(text, [secret]) == masked
+
+
+def test_mask_secrets_longest_first() -> None:
+    # A password inside its own base64 pair must not leave a partly masked pair behind.
+    assert regclient_ext.errors.mask_secrets("auth=dXNlcjpwYXNzd29yZA== pw=password", ["password", "dXNlcjpwYXNzd29yZA=="]) == "auth=*** pw=***"

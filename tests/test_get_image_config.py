@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import platform as host_platform
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -117,8 +118,16 @@ def test_missing_repository_raises_not_found(server_client: regclient_ext.Client
 
 
 def test_missing_ocidir_tag_raises_not_found() -> None:
-    with pytest.raises(regclient_ext.NotFoundError):
+    with pytest.raises(regclient_ext.NotFoundError) as caught:
         regclient_ext.get_image_config(f"ocidir://{FIXTURE_LAYOUT}:no-such-tag")
+    assert str(caught.value).endswith("; check the layout path and the tag")
+
+
+def test_missing_ocidir_path_raises_not_found(tmp_path: Path) -> None:
+    with pytest.raises(regclient_ext.NotFoundError) as caught:
+        regclient_ext.get_image_config(f"ocidir://{tmp_path / 'no-such-layout'}:v1")
+    assert str(tmp_path / "no-such-layout") in str(caught.value)
+    assert str(caught.value).endswith("; check the layout path and the tag")
 
 
 def test_missing_platform_lists_available(server_client: regclient_ext.Client, server: Registry | Distribution) -> None:

@@ -144,6 +144,7 @@ def test_cli_inspect_compact() -> None:
         (("config", f"ocidir://{FIXTURE_LAYOUT}:a1"), 6),
         (("config", "--tls", "maybe", V1), 2),
         (("config", "--username", "someone", V1), 2),
+        (("config", "--password-stdin", V1), 2),
     ],
 )
 def test_cli_exit_codes(args: tuple[str, ...], code: int) -> None:

@@ -11,8 +11,9 @@ def diagnostics() -> dict[str, int | bool]:
     """Return whether the Go runtime is loaded and how many Go clients and operations are alive.
 
     ``clients`` counts Clients that have made a call and are not closed.
-    ``operations`` counts calls whose Go side has not been freed yet. It
-    drops to 0 shortly after every call has returned. ``go_max_procs`` is
+    ``operations`` counts calls started and not yet released: each call
+    from its start until its result has been read. It drops to 0 shortly
+    after every call has returned. ``go_max_procs`` is
     the Go runtime's current GOMAXPROCS (0 before it is loaded): 1 while
     calls come one at a time, the runtime's default while they overlap.
     """

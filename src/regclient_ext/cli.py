@@ -90,6 +90,9 @@ def exit_code(error: BaseException) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.password_stdin and args.username is None:
+        print("regclient-ext: error: --password-stdin needs --username", file=sys.stderr)
+        return 2
     password = read_password(args)
     if args.username is not None and not password:
         print(f"regclient-ext: error: --username needs a password from --password-stdin or ${PASSWORD_VARIABLE}", file=sys.stderr)

@@ -178,11 +178,22 @@ _KINDS: dict[str, tuple[type[RegclientError], str]] = {
 }
 
 
+# Secrets shorter than this are masked only where they stand alone: a
+# password like "e" would otherwise turn every "e" of a message into ***.
+_SHORT_SECRET = 8
+
+
 def mask_secrets(text: str, secrets: Iterable[str]) -> str:
-    """Replace every occurrence of each secret in text with ***."""
-    for secret in secrets:
-        if secret:
+    """Replace each secret in text with ***; a short secret only where no letter or digit adjoins it."""
+    import re
+
+    for secret in sorted(secrets, key=len, reverse=True):
+        if not secret:
+            continue
+        if len(secret) >= _SHORT_SECRET:
             text = text.replace(secret, "***")
+        else:
+            text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(secret)}(?![A-Za-z0-9])", "***", text)
     return text
 
 
@@ -210,6 +221,8 @@ def error_from_record(record: Mapping[str, Any], secrets: Iterable[str] = ()) ->
         message += f"; the image has: {', '.join(platforms)}"
     if kind == "connection" and "HTTP response to HTTPS client" in message:
         advice = "the registry speaks plain HTTP: use tls='disabled' (--tls disabled) for it"
+    if kind == "not_found" and str(registry or "").startswith("ocidir://"):
+        advice = "check the layout path and the tag"
     if advice:
         message += f"; {advice}"
     message = mask_secrets(message, secrets)
