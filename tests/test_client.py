@@ -6,7 +6,7 @@ import base64
 import json
 import logging
 import os
-import shutil
+import sys
 import textwrap
 import threading
 import time
@@ -268,8 +268,11 @@ def test_ctrl_c_interrupts_call() -> None:
 def test_ctrl_c_with_operation_that_ignores_cancel(basic_auth_registry: Registry, tmp_path: Path) -> None:
     # regclient runs credential helpers without a context, so this call
     # cannot be cancelled while its helper sleeps.
-    # The packaging tests run this with only the venv on PATH, so sleep is named in full.
-    write_helper(tmp_path / "bin", "slow", f"{shutil.which('sleep')} 4\necho '{{}}'\n")
+    # A Python helper, because the packaging tests run this with only the venv on PATH.
+    helper = tmp_path / "bin" / "docker-credential-slow"
+    helper.parent.mkdir()
+    helper.write_text(f"#!{sys.executable}\nimport time\ntime.sleep(4)\nprint('{{}}')\n")
+    helper.chmod(0o755)
     (tmp_path / "docker").mkdir()
     (tmp_path / "docker" / "config.json").write_text(json.dumps({"credHelpers": {basic_auth_registry.host: "slow"}}))
     script = textwrap.dedent(
