@@ -11,8 +11,8 @@ import (
 // The Go runtime here runs registry calls that mostly wait on the network.
 // With one call in flight, every goroutine hand-off inside net/http makes
 // the scheduler wake an idle thread to steal work, and on a loaded machine
-// each wake costs tens of microseconds: a sequential caller measured about
-// 20% slower with GOMAXPROCS at the CPU count than at 1 (docs/benchmarks.md).
+// each wake costs tens of microseconds: a sequential caller took about 12%
+// less time per fetch with one P than with two (docs/benchmarks.md).
 // With many calls in flight the extra threads pay for themselves. So the
 // runtime runs with one P while calls arrive one at a time, returns to its
 // default as soon as two overlap, and narrows again after a quiet spell.
