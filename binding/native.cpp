@@ -25,6 +25,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <system_error>
+#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 #endif
@@ -428,6 +429,56 @@ void cancel(uint64_t id) {
     api.slot_cancel(id);
 }
 
+// Free the slot of an id read from a notify pipe, if start() made it.
+void free_started(uint64_t id) {
+    rcx::Slot *slot = nullptr;
+    {
+        std::lock_guard<std::mutex> lock(started_mutex);
+        auto found = started.find(id);
+        if (found == started.end()) return;
+        slot = found->second;
+        started.erase(found);
+    }
+    free_slot(slot);
+}
+
+// Take over a notify pipe whose owner is gone, with the ids still due on
+// it and any partial record already read. A detached thread frees each
+// slot as its id arrives, then closes the pipe, so Go never writes to a
+// closed descriptor.
+void abandon(const std::vector<uint64_t> &ids, int read_fd, int write_fd, const std::string &pending) {
+    if (rcx::forked_after_load()) {
+        close(read_fd);
+        close(write_fd);
+        return;
+    }
+    std::thread([ids, read_fd, write_fd, pending]() {
+        std::unordered_set<uint64_t> due(ids.begin(), ids.end());
+        std::string data = pending;
+        char buf[4096];
+        while (!due.empty()) {
+            pollfd p{read_fd, POLLIN, 0};
+            if (poll(&p, 1, -1) < 0 && errno != EINTR) break;
+            ssize_t n = read(read_fd, buf, sizeof buf);
+            if (n == 0) break;
+            if (n < 0) {
+                if (errno == EAGAIN || errno == EINTR) continue;
+                break;
+            }
+            data.append(buf, static_cast<size_t>(n));
+            size_t whole = data.size() - data.size() % sizeof(uint64_t);
+            for (size_t off = 0; off < whole; off += sizeof(uint64_t)) {
+                uint64_t id;
+                std::memcpy(&id, data.data() + off, sizeof id);
+                if (due.erase(id) != 0) free_started(id);
+            }
+            data.erase(0, whole);
+        }
+        close(read_fd);
+        close(write_fd);
+    }).detach();
+}
+
 int64_t native_operations() { return live_slots.load(); }
 
 #else
@@ -490,6 +541,9 @@ py::list call_many(uintptr_t client, const std::vector<std::string> &requests) {
 py::object start(uintptr_t, py::bytes, int) { throw std::runtime_error("start() is not available on Windows"); }
 py::tuple finish(uint64_t) { throw std::runtime_error("finish() is not available on Windows"); }
 void cancel(uint64_t) { throw std::runtime_error("cancel() is not available on Windows"); }
+void abandon(const std::vector<uint64_t> &, int, int, const std::string &) {
+    throw std::runtime_error("abandon() is not available on Windows");
+}
 int64_t native_operations() { return 0; }
 #endif
 
@@ -521,6 +575,8 @@ PYBIND11_MODULE(_native, m) {
           "Start a request; its handle is written to notify_fd when it finishes. None in a forked child.");
     m.def("finish", &finish, py::arg("operation"), "Return (ok, envelope, body) of a finished operation and free it.");
     m.def("cancel", &cancel, py::arg("operation"), "Ask a running operation to stop.");
+    m.def("abandon", &abandon, py::arg("operations"), py::arg("read_fd"), py::arg("write_fd"), py::arg("pending"),
+          "Hand over a notify pipe (both ends) and the operations still due on it; they are freed as they finish.");
     m.def("preload", &preload, "Load the Go library now instead of on the first call.");
     m.def("stats", &stats, "Return the numbers of live clients and operations, and Go's GOMAXPROCS (0 before loading).");
 }

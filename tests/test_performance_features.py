@@ -10,6 +10,7 @@ import textwrap
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -380,3 +381,47 @@ def test_close_closes_connections(registry: Registry) -> None:
         time.sleep(0.05)
     assert opened > 0
     assert open_sockets() <= before
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/fd"), reason="counts descriptors through /proc")
+def test_dropped_async_client_releases_calls() -> None:
+    script = textwrap.dedent(
+        f"""
+        import asyncio, gc, os, sys, time
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        import regclient_ext
+        from servers import StallingServer
+
+        def pipes():
+            return sum(os.readlink(f"/proc/self/fd/{{fd}}").startswith("pipe:") for fd in os.listdir("/proc/self/fd") if os.path.exists(f"/proc/self/fd/{{fd}}"))
+
+        server = StallingServer(delay=None)
+        regclient_ext._native.preload()
+        pipes_before = pipes()
+
+        # The loop closes while the call still runs, so nothing will ever
+        # collect its result through the loop.
+        loop = asyncio.new_event_loop()
+        client = regclient_ext.AsyncClient(hosts=[regclient_ext.Host(server.host, tls="disabled")], docker_config=False)
+        task = loop.create_task(client.get_image_config(server.host + "/app:v1", timeout=30))
+        loop.run_until_complete(asyncio.sleep(0.3))
+        loop.close()
+        pending = regclient_ext.diagnostics()["operations"]
+        del client, task
+        gc.collect()
+        deadline = time.monotonic() + 5
+        while regclient_ext.diagnostics()["operations"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.1)  # the reaper closes the pipe after freeing the call
+        diagnostics = regclient_ext.diagnostics()
+        server.stop()
+        print(pending, diagnostics["operations"], diagnostics["clients"], pipes() - pipes_before)
+        """
+    )
+    result = run_python(script, timeout=60)
+    assert result.returncode == 0, result.stderr
+    pending, operations, clients, extra_pipes = result.stdout.split()
+    assert pending == "1"
+    assert operations == "0"
+    assert clients == "0"
+    assert extra_pipes == "0"

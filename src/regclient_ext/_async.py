@@ -79,12 +79,20 @@ class AsyncClient(BaseClient):
         self._free()
 
     def __del__(self) -> None:
-        # Operations still running would write to the pipe, so the pipe and
-        # the Go client stay open while any is in flight. Only a collected
-        # client with nothing in flight releases them here.
-        if not self._waiters:
+        # Calls still in flight (the loop closed before they finished) write
+        # to the pipe. The binding takes the pipe over and frees each call as
+        # it finishes, and freeing the Go client below makes them finish soon.
+        try:
+            if self._waiters and self._read_fd >= 0:
+                if self._loop is not None and not self._loop.is_closed():
+                    self._loop.remove_reader(self._read_fd)
+                _native.abandon(list(self._waiters), self._read_fd, self._write_fd, self._pending)
+                self._waiters.clear()
+                self._read_fd = self._write_fd = -1
             self._stop_watching()
-            super().__del__()
+        except Exception:  # noqa: BLE001 - never raise from a finalizer
+            pass
+        super().__del__()
 
     async def _run(self, request: bytes) -> tuple[bool, bytes, bytes]:
         loop = asyncio.get_running_loop()
