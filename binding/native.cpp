@@ -209,6 +209,7 @@ class WakePipe {
         if (poll(&p, 1, timeout_ms) <= 0) return ids;
         char buf[512];
         for (;;) {
+            std::memcpy(buf, partial_, pending_);
             ssize_t n = read(read_fd_, buf + pending_, sizeof buf - pending_);
             if (n <= 0) break;
             size_t have = pending_ + static_cast<size_t>(n);
@@ -219,7 +220,7 @@ class WakePipe {
                 ids.push_back(id);
             }
             pending_ = have - whole;
-            std::memmove(buf, buf + whole, pending_);
+            std::memcpy(partial_, buf + whole, pending_);
         }
         return ids;
     }
@@ -227,6 +228,8 @@ class WakePipe {
   private:
     int read_fd_ = -1;
     int write_fd_ = -1;
+    // The start of a record that a read split, kept for the next read.
+    char partial_[sizeof(uint64_t)] = {};
     size_t pending_ = 0;
 };
 
@@ -290,7 +293,7 @@ class Calls {
         // NOTE: an operation that ignores cancellation (a hanging credential
         // helper) keeps its slot and this thread's pipe, which both leak. The
         // thread makes a new pipe for its next call.
-        thread_pipe().pipe = nullptr;
+        if (thread_pipe().pipe == &pipe_) thread_pipe().pipe = nullptr;
         for (auto &entry : slots_) {
             if (running_.count(entry.first) == 0) free_slot(entry.second);
         }
