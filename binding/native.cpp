@@ -178,12 +178,18 @@ class WakePipe {
   public:
     WakePipe() {
         int fds[2];
-        if (pipe(fds) != 0) return;
         // Go waits with a sleep, not a blocked thread, when the pipe is full.
+#ifdef __linux__
+        // pipe2 sets close-on-exec at once, so a fork and exec in another
+        // thread cannot inherit the pipe.
+        if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) return;
+#else
+        if (pipe(fds) != 0) return;
         for (int fd : fds) {
             fcntl(fd, F_SETFD, FD_CLOEXEC);
             fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
         }
+#endif
         read_fd_ = fds[0];
         write_fd_ = fds[1];
     }
@@ -460,14 +466,12 @@ void abandon(const std::vector<uint64_t> &ids, int read_fd, int write_fd, const 
         std::string data = pending;
         char buf[4096];
         while (!due.empty()) {
+            // Go may still write to the pipe, so the thread never gives up
+            // on it while ids are due; a failing poll or read is retried.
             pollfd p{read_fd, POLLIN, 0};
-            if (poll(&p, 1, -1) < 0 && errno != EINTR) break;
+            if (poll(&p, 1, -1) < 0 && errno != EINTR) std::this_thread::sleep_for(std::chrono::milliseconds(10));
             ssize_t n = read(read_fd, buf, sizeof buf);
-            if (n == 0) break;
-            if (n < 0) {
-                if (errno == EAGAIN || errno == EINTR) continue;
-                break;
-            }
+            if (n <= 0) continue;
             data.append(buf, static_cast<size_t>(n));
             size_t whole = data.size() - data.size() % sizeof(uint64_t);
             for (size_t off = 0; off < whole; off += sizeof(uint64_t)) {

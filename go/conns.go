@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"net"
 	"sync"
 )
@@ -9,6 +10,8 @@ import (
 // client closes them. Otherwise idle keep-alive connections would outlive
 // the client until net/http's 90 s idle timeout, and a process that makes
 // and closes clients, one per tenant, would run out of file descriptors.
+// NOTE: regclient sends token requests without the call's context, so
+// their connections are not tracked and still wait for the idle timeout.
 type connSet struct {
 	mu     sync.Mutex
 	conns  map[*trackedConn]struct{}
@@ -31,21 +34,24 @@ func (t *trackedConn) Close() error {
 	return t.Conn.Close()
 }
 
-// track wraps a new connection, or closes it at once when the client is
+// errClientClosed fails a dial made for a client that is already closed.
+var errClientClosed = errors.New("the client is closed")
+
+// track wraps a new connection, or closes it and fails when the client is
 // already closed.
-func (s *connSet) track(conn net.Conn) net.Conn {
+func (s *connSet) track(conn net.Conn) (net.Conn, error) {
 	t := &trackedConn{Conn: conn, set: s}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		_ = conn.Close()
-		return t
+		return nil, errClientClosed
 	}
 	if s.conns == nil {
 		s.conns = map[*trackedConn]struct{}{}
 	}
 	s.conns[t] = struct{}{}
-	return t
+	return t, nil
 }
 
 // closeAll closes every tracked connection and any dialed later.

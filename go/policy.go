@@ -129,7 +129,7 @@ func dialContext(dialer *net.Dialer) func(ctx context.Context, network, address 
 		// Token requests carry no operation; their connections close with
 		// net/http's idle timeout instead.
 		if op := operationFromContext(ctx); op != nil && op.client != nil {
-			return op.client.conns.track(conn), nil
+			return op.client.conns.track(conn)
 		}
 		return conn, nil
 	}

@@ -75,12 +75,16 @@ func narrowWhenQuiet() {
 			continue
 		}
 		procsMu.Lock()
-		if time.Since(time.Unix(0, lastOverlap.Load())) < quietSpell {
+		// wide goes false before the check: a callStarted that stored its
+		// overlap after the check then sees false and waits for the lock
+		// to widen again, and one that stored it before is seen here.
+		wide.Store(false)
+		if callsInFlight.Load() > 1 || time.Since(time.Unix(0, lastOverlap.Load())) < quietSpell {
+			wide.Store(true)
 			procsMu.Unlock()
 			continue
 		}
 		runtime.GOMAXPROCS(1)
-		wide.Store(false)
 		procsMu.Unlock()
 		return
 	}

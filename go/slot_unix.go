@@ -79,12 +79,10 @@ func rcx_submit_fd() (fd C.int) {
 		}
 	}()
 	submitOnce.Do(func() {
-		var fds [2]int
-		if err := syscall.Pipe(fds[:]); err != nil {
+		fds, err := closeOnExecPipe()
+		if err != nil {
 			return
 		}
-		syscall.CloseOnExec(fds[0])
-		syscall.CloseOnExec(fds[1])
 		// A non-blocking read end lets os.File wait in the netpoller
 		// instead of holding a thread.
 		if err := syscall.SetNonblock(fds[0], true); err != nil {
@@ -180,6 +178,8 @@ func finishSlot(s *C.rcx_slot, id uint64, op *operation) {
 		defer func() {
 			if p := recover(); p != nil {
 				op.err = panicError(p)
+				C.free(unsafe.Pointer(s.body))
+				C.free(unsafe.Pointer(s.meta))
 				s.body, s.body_len = nil, 0
 				setBuffer(&s.meta, &s.meta_len, encodeError(op.err))
 			}

@@ -425,3 +425,34 @@ def test_dropped_async_client_releases_calls() -> None:
     assert operations == "0"
     assert clients == "0"
     assert extra_pipes == "0"
+
+
+def test_call_during_aclose_raises_closed() -> None:
+    server = StallingServer(delay=None)
+
+    async def main() -> BaseException | None:
+        client = regclient_ext.AsyncClient(hosts=[regclient_ext.Host(server.host, tls="disabled")], docker_config=False)
+        first = asyncio.create_task(client.get_image_config(f"{server.host}/app:v1", timeout=30))
+        await asyncio.sleep(0.2)
+
+        async def late() -> object:
+            # Runs in the loop turn where aclose() sees the pipe drained.
+            assert client._drained is not None
+            await client._drained.wait()
+            return await client.get_image_config(f"{server.host}/app:v2", timeout=30)
+
+        late_task = asyncio.create_task(late())
+        await asyncio.sleep(0)
+        await client.aclose()
+        await asyncio.gather(first, return_exceptions=True)
+        try:
+            await asyncio.wait_for(late_task, 5)
+        except BaseException as error:  # noqa: BLE001 - the test inspects it
+            return error
+        return None
+
+    try:
+        error = asyncio.run(main())
+    finally:
+        server.stop()
+    assert type(error) is regclient_ext.ClientClosedError

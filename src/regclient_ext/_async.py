@@ -16,7 +16,7 @@ from typing import Any
 
 from . import _native
 from ._client import BaseClient, ImageInfo
-from .errors import RegclientError
+from .errors import ClientClosedError, RegclientError
 from .types import ImageConfig
 
 __all__ = ["AsyncClient"]
@@ -43,6 +43,8 @@ class AsyncClient(BaseClient):
         # Operations started and not yet collected, with the futures awaiting them.
         self._waiters: dict[int, asyncio.Future[tuple[bool, bytes, bytes]]] = {}
         self._drained: asyncio.Event | None = None
+        # Set by aclose(), so no call starts on a pipe about to close.
+        self._closing = False
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -70,7 +72,8 @@ class AsyncClient(BaseClient):
 
     async def aclose(self) -> None:
         """Cancel the calls still running, wait for the Go side to let go of them, and release the client."""
-        if self._waiters and self._loop is not None:
+        self._closing = True
+        while self._waiters and self._loop is not None:
             for operation in list(self._waiters):
                 _native.cancel(operation)
             assert self._drained is not None
@@ -105,6 +108,9 @@ class AsyncClient(BaseClient):
         if not self._handle:
             # Loading Go and reading docker's config can take tens of milliseconds.
             await loop.run_in_executor(None, self._acquire)
+        if self._closing:
+            raise ClientClosedError("the client is closed; create a new one")
+        # No await from here until the waiter is registered, so aclose() sees it.
         operation = _native.start(self._acquire(), request, self._write_fd)
         if operation is None:
             return _native.call(0, request)  # a forked child: returns the ForkError record without calling Go
