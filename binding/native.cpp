@@ -466,12 +466,21 @@ void abandon(const std::vector<uint64_t> &ids, int read_fd, int write_fd, const 
         std::string data = pending;
         char buf[4096];
         while (!due.empty()) {
-            // Go may still write to the pipe, so the thread never gives up
-            // on it while ids are due; a failing poll or read is retried.
             pollfd p{read_fd, POLLIN, 0};
-            if (poll(&p, 1, -1) < 0 && errno != EINTR) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+            if (poll(&p, 1, -1) < 0) {
+                // Go may still write to the pipe, so a failing poll is retried.
+                if (errno != EINTR) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+                continue;
+            }
+            // Not an open pipe with a writer (only a caller's bug does this):
+            // give up without closing, since the numbers may belong to others.
+            if (p.revents & POLLNVAL) return;
             ssize_t n = read(read_fd, buf, sizeof buf);
-            if (n <= 0) continue;
+            if (n == 0) return;
+            if (n < 0) {
+                if (errno != EAGAIN && errno != EINTR) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+                continue;
+            }
             data.append(buf, static_cast<size_t>(n));
             size_t whole = data.size() - data.size() % sizeof(uint64_t);
             for (size_t off = 0; off < whole; off += sizeof(uint64_t)) {

@@ -456,3 +456,100 @@ def test_call_during_aclose_raises_closed() -> None:
     finally:
         server.stop()
     assert type(error) is regclient_ext.ClientClosedError
+
+
+def test_aclose_from_another_loop() -> None:
+    server = StallingServer(delay=None)
+    own = asyncio.new_event_loop()
+    thread = threading.Thread(target=own.run_forever, daemon=True)
+    thread.start()
+    try:
+        client = regclient_ext.AsyncClient(hosts=[regclient_ext.Host(server.host, tls="disabled")], docker_config=False)
+        calls = [asyncio.run_coroutine_threadsafe(client.get_image_config(f"{server.host}/app:{i}", timeout=30), own) for i in range(3)]
+        time.sleep(0.3)
+        began = time.monotonic()
+        asyncio.run(asyncio.wait_for(client.aclose(), 10))
+        elapsed = time.monotonic() - began
+        errors = [call.exception(timeout=5) for call in calls]
+    finally:
+        own.call_soon_threadsafe(own.stop)
+        thread.join(5)
+        own.close()
+        server.stop()
+    # It closed the client on the client's own loop, which ended its calls.
+    assert elapsed < 2
+    assert all(type(error) is regclient_ext.ClientClosedError for error in errors)
+    assert regclient_ext.diagnostics()["operations"] == 0
+
+
+def test_aclose_after_loop_closed() -> None:
+    server = StallingServer(delay=None)
+    loop = asyncio.new_event_loop()
+    client = regclient_ext.AsyncClient(hosts=[regclient_ext.Host(server.host, tls="disabled")], docker_config=False)
+    tasks = [loop.create_task(client.get_image_config(f"{server.host}/app:{i}", timeout=30)) for i in range(3)]
+    loop.run_until_complete(asyncio.sleep(0.3))
+    loop.close()
+    try:
+        began = time.monotonic()
+        asyncio.run(asyncio.wait_for(client.aclose(), 10))
+        elapsed = time.monotonic() - began
+        deadline = time.monotonic() + 5
+        while regclient_ext.diagnostics()["operations"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        server.stop()
+    del tasks
+    assert elapsed < 2
+    assert regclient_ext.diagnostics()["operations"] == 0
+
+
+def test_dropped_async_client_collected_while_loop_runs(registry: Registry) -> None:
+    import gc
+
+    async def one() -> None:
+        client = async_client(registry)
+        await client.get_image_config(f"{registry.host}/testrepo:v1", platform="linux/amd64")
+
+    async def main() -> tuple[int, int]:
+        await one()
+        gc.collect()
+        clients_before = regclient_ext.diagnostics()["clients"]
+        for _ in range(20):
+            await one()
+        gc.collect()
+        await asyncio.sleep(0)  # the loop runs the released readers' removals
+        return clients_before, regclient_ext.diagnostics()["clients"]
+
+    clients_before, clients_after = asyncio.run(main())
+    assert clients_after == clients_before
+
+
+def test_call_after_aclose_of_unused_client() -> None:
+    async def main() -> None:
+        client = regclient_ext.AsyncClient(docker_config=False)
+        await client.aclose()
+        await client.get_image_config(f"ocidir://{FIXTURE_LAYOUT}:v1")
+
+    with pytest.raises(regclient_ext.ClientClosedError):
+        asyncio.run(main())
+
+
+def test_abandon_gives_up_on_closed_pipe() -> None:
+    # Internal API misuse must not spin a CPU: the ids never arrive on a closed pipe.
+    script = textwrap.dedent(
+        """
+        import os, time
+        from regclient_ext import _native
+        _native.preload()
+        read_fd, write_fd = os.pipe()
+        os.close(read_fd)
+        os.close(write_fd)
+        _native.abandon([12345], read_fd, write_fd, b"")
+        began = time.process_time()
+        time.sleep(1)
+        print(round(time.process_time() - began, 3))
+        """
+    )
+    result = run_python(script, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert float(result.stdout) < 0.3

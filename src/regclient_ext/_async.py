@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import weakref
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
@@ -71,28 +72,35 @@ class AsyncClient(BaseClient):
         return [self._config_or_error(result, return_exceptions) for result in results]
 
     async def aclose(self) -> None:
-        """Cancel the calls still running, wait for the Go side to let go of them, and release the client."""
+        """Cancel the calls still running, wait for the Go side to let go of them, and release the client.
+
+        Awaited on another loop than the client's, it closes the client on
+        its own loop while that loop runs, and otherwise (the loop stopped
+        or closed) leaves the calls still due to finish in the background.
+        """
         self._closing = True
-        while self._waiters and self._loop is not None:
+        own = self._loop
+        if own is not None and own is not asyncio.get_running_loop():
+            if own.is_running():
+                await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self.aclose(), own))
+                return
+            self._detach()
+            self._free()
+            return
+        while self._waiters:
             for operation in list(self._waiters):
                 _native.cancel(operation)
             assert self._drained is not None
             await self._drained.wait()
-        self._stop_watching()
+        self._detach()
         self._free()
 
     def __del__(self) -> None:
-        # Calls still in flight (the loop closed before they finished) write
-        # to the pipe. The binding takes the pipe over and frees each call as
-        # it finishes, and freeing the Go client below makes them finish soon.
+        # The loop holds only a weak reference to the client, so a client
+        # dropped without aclose() is collected even while its loop runs.
+        # Freeing the Go client below ends the calls still in flight.
         try:
-            if self._waiters and self._read_fd >= 0:
-                if self._loop is not None and not self._loop.is_closed():
-                    self._loop.remove_reader(self._read_fd)
-                _native.abandon(list(self._waiters), self._read_fd, self._write_fd, self._pending)
-                self._waiters.clear()
-                self._read_fd = self._write_fd = -1
-            self._stop_watching()
+            self._detach()
         except Exception:  # noqa: BLE001 - never raise from a finalizer
             pass
         super().__del__()
@@ -130,8 +138,8 @@ class AsyncClient(BaseClient):
             return
         if self._loop is not None:
             raise RuntimeError("an AsyncClient belongs to the event loop of its first call; create one per loop")
-        if self._closed:
-            raise RegclientError("the client is closed; create a new one")
+        if self._closed or self._closing:
+            raise ClientClosedError("the client is closed; create a new one")
         self._read_fd, self._write_fd = os.pipe()
         os.set_blocking(self._read_fd, False)
         # Go retries a full pipe after a sleep instead of blocking a thread.
@@ -139,7 +147,7 @@ class AsyncClient(BaseClient):
         self._loop = loop
         self._drained = asyncio.Event()
         self._drained.set()
-        loop.add_reader(self._read_fd, self._collect)
+        loop.add_reader(self._read_fd, _collect_for, weakref.ref(self))
 
     def _collect(self) -> None:
         """Collect the operations whose handles arrived on the pipe."""
@@ -158,11 +166,39 @@ class AsyncClient(BaseClient):
         if not self._waiters and self._drained is not None:
             self._drained.set()
 
-    def _stop_watching(self) -> None:
+    def _detach(self) -> None:
+        """Let go of the pipe: close it, or hand it to the binding with the calls still due on it."""
         if self._read_fd < 0:
             return
-        if self._loop is not None and not self._loop.is_closed():
-            self._loop.remove_reader(self._read_fd)
-        os.close(self._read_fd)
-        os.close(self._write_fd)
+        loop, read_fd, write_fd = self._loop, self._read_fd, self._write_fd
+        operations, pending = list(self._waiters), self._pending
         self._read_fd = self._write_fd = -1
+        self._waiters.clear()
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if loop is not None and loop is not running and loop.is_running():
+            # remove_reader is not thread-safe: let the loop's own thread do it.
+            loop.call_soon_threadsafe(_release, loop, read_fd, write_fd, operations, pending)
+        else:
+            _release(loop, read_fd, write_fd, operations, pending)
+
+
+def _collect_for(client_ref: weakref.ReferenceType[AsyncClient]) -> None:
+    """Run the pipe reader of a client that is still alive."""
+    client = client_ref()
+    if client is not None:
+        client._collect()
+
+
+def _release(loop: asyncio.AbstractEventLoop | None, read_fd: int, write_fd: int, operations: list[int], pending: bytes) -> None:
+    """Stop watching a pipe and close it, or hand it to the binding while operations are due on it."""
+    if loop is not None and not loop.is_closed():
+        loop.remove_reader(read_fd)
+    if operations:
+        # The binding frees each operation as its id arrives, then closes the pipe.
+        _native.abandon(operations, read_fd, write_fd, pending)
+    else:
+        os.close(read_fd)
+        os.close(write_fd)
