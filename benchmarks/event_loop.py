@@ -61,11 +61,11 @@ class LoopBlocking:
         return [(self.start[operation] + self.finish[operation] + self.decode[task]) * 1000 for task, operation in self.operation_of_task.items()]
 
     def per_call_without_gc_ms(self) -> list[float]:
-        """Each call's blocked time less the garbage collector's pauses that fell within its steps."""
+        """Return each call's blocked time less the garbage collector's pauses within its steps."""
         return [sum(end - begin - self.gc_time(begin, end) for begin, end, _ in steps) * 1000 for steps in self.steps_of_task.values()]
 
     def longest_call_cpu_ms(self) -> tuple[float, float]:
-        """The longest call's blocked time and the thread CPU time within it."""
+        """Return the maximum blocked time of a call and the thread CPU time within that call."""
         totals = [(sum(end - begin for begin, end, _ in steps), sum(cpu for _, _, cpu in steps)) for steps in self.steps_of_task.values()]
         wall, cpu = max(totals)
         return wall * 1000, cpu * 1000

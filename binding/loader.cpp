@@ -93,6 +93,7 @@ void load() {
                                  "reinstall regclient-ext so that both parts come from one build");
     }
     loaded_api.slot_cancel = resolve<SlotCancelFn>(handle, "rcx_slot_cancel");
+    loaded_api.buffer_free = reinterpret_cast<void (*)(void *)>(resolve<FreeFunctionFn>(handle, "rcx_free_function")());
     loaded_api.submit_fd = resolve<SubmitFdFn>(handle, "rcx_submit_fd")();
     if (loaded_api.submit_fd < 0) throw std::runtime_error("the Go library could not make its submit pipe");
 #endif

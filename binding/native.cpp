@@ -60,25 +60,6 @@ class Buffer {
     const rcx::Api &api_;
 };
 
-// Operation frees a Go operation on every path out of call(). Freeing
-// cancels the operation if it still runs and waits for its goroutine, so
-// the wait happens without the GIL.
-class Operation {
-  public:
-    Operation(const rcx::Api &api, uintptr_t handle) : handle(handle), api_(api) {}
-    Operation(const Operation &) = delete;
-    Operation &operator=(const Operation &) = delete;
-    ~Operation() {
-        py::gil_scoped_release release;
-        api_.op_free(handle);
-    }
-
-    const uintptr_t handle;
-
-  private:
-    const rcx::Api &api_;
-};
-
 py::tuple client_new(py::bytes options) {
     if (rcx::forked_after_load()) return py::make_tuple(0, py::bytes(kForkedRecord));
     const rcx::Api &api = rcx::api();
@@ -106,9 +87,9 @@ py::tuple forked_result() { return py::make_tuple(false, py::bytes(kForkedRecord
 
 #ifndef _WIN32
 // POSIX: requests travel in slots (see rcx::Slot). Submitting one is a
-// pipe write and reading its result is a memory copy, so a calling thread
-// never enters the Go runtime, and never waits for a Go scheduler slot
-// while Go is busy with other calls. Only cancellation calls into Go.
+// pipe write and reading its result is a memory copy. Once the library is
+// loaded, only cancellation calls into Go, so a calling thread does not
+// wait for a Go scheduler slot while Go is busy with other calls.
 
 // How long a call interrupted by a signal waits for its cancelled
 // operations before leaving them to finish on their own.
@@ -119,9 +100,10 @@ std::atomic<int64_t> live_slots{0};
 std::atomic<uint64_t> next_slot_id{1};
 
 void free_slot(rcx::Slot *slot) {
+    const rcx::Api &api = rcx::api();
+    if (slot->meta != nullptr) api.buffer_free(slot->meta);
+    if (slot->body != nullptr) api.buffer_free(slot->body);
     std::free(const_cast<char *>(slot->request));
-    std::free(slot->meta);
-    std::free(slot->body);
     std::free(slot);
     live_slots--;
 }
@@ -156,12 +138,9 @@ rcx::Slot *submit(const rcx::Api &api, uintptr_t client, const std::string &requ
     }
 }
 
-// Ask Go to stop a slot's operation. The flag covers a slot that Go has
-// not read off the submit pipe yet. Call without the GIL.
-void cancel_slot(const rcx::Api &api, rcx::Slot *slot) {
-    __atomic_store_n(&slot->cancelled, 1, __ATOMIC_SEQ_CST);
-    api.slot_cancel(slot->id);
-}
+// Mark a slot cancelled before asking Go to stop it. The flag covers a
+// slot that Go has not read off the submit pipe yet.
+void mark_cancelled(rcx::Slot *slot) { __atomic_store_n(&slot->cancelled, 1, __ATOMIC_SEQ_CST); }
 
 bool slot_done(const rcx::Slot *slot) { return __atomic_load_n(&slot->done, __ATOMIC_ACQUIRE) != 0; }
 
@@ -256,23 +235,23 @@ ThreadPipe &thread_pipe() {
 WakePipe &wake_pipe() {
     ThreadPipe &current = thread_pipe();
     if (current.pipe == nullptr) {
-        auto *made = new WakePipe();
-        if (!made->ok()) {
+        auto *pipe = new WakePipe();
+        if (!pipe->ok()) {
             int error = errno;
-            delete made;
+            delete pipe;
             errno = error;
             PyErr_SetFromErrno(PyExc_OSError);
             throw py::error_already_set();
         }
-        current.pipe = made;
+        current.pipe = pipe;
     }
     return *current.pipe;
 }
 
-// Calls owns the slots of one synchronous call and waits for them. If the
-// call leaves early (a signal handler raised), it cancels what still runs,
-// waits a little for Go to let go, and otherwise leaves the slots and the
-// thread's pipe to Go, so Go never writes to freed memory or a closed pipe.
+// Calls owns the slots of one synchronous call and waits for them. When a
+// signal handler raises, it cancels what still runs and waits up to
+// kCancelWaitMs. Slots still running after that are left to Go with the
+// thread's pipe, so Go never writes to freed memory or a closed pipe.
 class Calls {
   public:
     Calls(const rcx::Api &api, WakePipe &pipe) : api_(api), pipe_(pipe) {}
@@ -284,7 +263,10 @@ class Calls {
             return;
         }
         py::gil_scoped_release release;
-        for (uint64_t id : running_) cancel_slot(api_, slots_.at(id));
+        for (uint64_t id : running_) {
+            mark_cancelled(slots_.at(id));
+            api_.slot_cancel(id);
+        }
         using Clock = std::chrono::steady_clock;
         const Clock::time_point end = Clock::now() + std::chrono::milliseconds(kCancelWaitMs);
         while (!running_.empty()) {
@@ -365,30 +347,13 @@ class Calls {
     std::unordered_set<uint64_t> running_;
 };
 
-// Run one request to completion and return (ok, envelope, body).
-py::tuple call(uintptr_t client, py::bytes request) {
-    if (rcx::forked_after_load()) return forked_result();
-    const rcx::Api &api = rcx::api();
-    Calls calls(api, wake_pipe());
-    calls.submit(client, request);
-    calls.wait();
-    return calls.results().front();
-}
-
-// Run many requests concurrently under one release of the GIL and return
-// their results in input order.
-py::list call_many(uintptr_t client, const std::vector<std::string> &requests) {
-    py::list results;
-    if (rcx::forked_after_load()) {
-        for (size_t i = 0; i < requests.size(); i++) results.append(forked_result());
-        return results;
-    }
-    const rcx::Api &api = rcx::api();
+// Run requests concurrently to completion and return their results in
+// input order. Called with the GIL, which it releases while it waits.
+std::vector<py::tuple> run_requests(const rcx::Api &api, uintptr_t client, const std::vector<std::string> &requests) {
     Calls calls(api, wake_pipe());
     for (const std::string &raw : requests) calls.submit(client, raw);
     calls.wait();
-    for (py::tuple &result : calls.results()) results.append(std::move(result));
-    return results;
+    return calls.results();
 }
 
 // Slots started by start() and not yet collected by finish(), by id.
@@ -433,7 +398,7 @@ void cancel(uint64_t id) {
         std::lock_guard<std::mutex> lock(started_mutex);
         auto found = started.find(id);
         if (found == started.end()) return;
-        __atomic_store_n(&found->second->cancelled, 1, __ATOMIC_SEQ_CST);
+        mark_cancelled(found->second);
     }
     api.slot_cancel(id);
 }
@@ -502,6 +467,26 @@ int64_t native_operations() { return live_slots.load(); }
 // rcx_op_start and wait inside Go. AsyncClient uses a thread per call there
 // and never calls start(), finish() or cancel().
 
+// Operation frees a Go operation on every path out of call(). Freeing
+// cancels the operation if it still runs and waits for its goroutine, so
+// the wait happens without the GIL.
+class Operation {
+  public:
+    Operation(const rcx::Api &api, uintptr_t handle) : handle(handle), api_(api) {}
+    Operation(const Operation &) = delete;
+    Operation &operator=(const Operation &) = delete;
+    ~Operation() {
+        py::gil_scoped_release release;
+        api_.op_free(handle);
+    }
+
+    const uintptr_t handle;
+
+  private:
+    const rcx::Api &api_;
+};
+
+
 // Return (ok, envelope, body) of a finished operation.
 py::tuple result_of(const rcx::Api &api, uintptr_t op) {
     Buffer meta(api), body(api);
@@ -526,31 +511,17 @@ void wait_all(const rcx::Api &api, const std::vector<uintptr_t> &ops) {
     }
 }
 
-py::tuple call(uintptr_t client, py::bytes request) {
-    if (rcx::forked_after_load()) return forked_result();
-    const rcx::Api &api = rcx::api();
-    std::string raw = request;
-    Operation op(api, api.op_start(client, raw.data(), raw.size(), -1));
-    wait_all(api, {op.handle});
-    return result_of(api, op.handle);
-}
-
-py::list call_many(uintptr_t client, const std::vector<std::string> &requests) {
-    py::list results;
-    if (rcx::forked_after_load()) {
-        for (size_t i = 0; i < requests.size(); i++) results.append(forked_result());
-        return results;
-    }
-    const rcx::Api &api = rcx::api();
+std::vector<py::tuple> run_requests(const rcx::Api &api, uintptr_t client, const std::vector<std::string> &requests) {
     std::vector<std::unique_ptr<Operation>> ops;
     std::vector<uintptr_t> handles;
     ops.reserve(requests.size());
     for (const std::string &raw : requests) {
-        ops.push_back(std::make_unique<Operation>(api, api.op_start(client, raw.data(), raw.size(), -1)));
+        ops.push_back(std::make_unique<Operation>(api, api.op_start(client, raw.data(), raw.size())));
         handles.push_back(ops.back()->handle);
     }
     wait_all(api, handles);
-    for (uintptr_t handle : handles) results.append(result_of(api, handle));
+    std::vector<py::tuple> results;
+    for (uintptr_t handle : handles) results.push_back(result_of(api, handle));
     return results;
 }
 
@@ -562,6 +533,24 @@ void abandon(const std::vector<uint64_t> &, int, int, const std::string &) {
 }
 int64_t native_operations() { return 0; }
 #endif
+
+// Run one request to completion and return (ok, envelope, body).
+py::tuple call(uintptr_t client, const std::string &request) {
+    if (rcx::forked_after_load()) return forked_result();
+    return run_requests(rcx::api(), client, {request}).front();
+}
+
+// Run many requests concurrently under one release of the GIL and return
+// their results in input order.
+py::list call_many(uintptr_t client, const std::vector<std::string> &requests) {
+    py::list results;
+    if (rcx::forked_after_load()) {
+        for (size_t i = 0; i < requests.size(); i++) results.append(forked_result());
+        return results;
+    }
+    for (py::tuple &result : run_requests(rcx::api(), client, requests)) results.append(std::move(result));
+    return results;
+}
 
 void preload() {
     if (!rcx::forked_after_load()) rcx::api();

@@ -15,7 +15,7 @@ constexpr int kPending = 2;
 
 using ClientNewFn = int (*)(const char *opts, size_t opts_len, uintptr_t *client, char **err, size_t *err_len);
 using ClientFreeFn = void (*)(uintptr_t client);
-using OpStartFn = uintptr_t (*)(uintptr_t client, const char *req, size_t req_len, int notify_fd);
+using OpStartFn = uintptr_t (*)(uintptr_t client, const char *req, size_t req_len);
 using OpWaitFn = int (*)(uintptr_t op, int64_t timeout_ms);
 using OpCancelFn = void (*)(uintptr_t op);
 using OpResultFn = int (*)(uintptr_t op, char **meta, size_t *meta_len, char **body, size_t *body_len);
@@ -27,8 +27,8 @@ using StatsFn = void (*)(int64_t *clients, int64_t *operations, int64_t *procs);
 // Slot mirrors rcx_slot in go/slot_unix.go. The loader rejects a library
 // whose rcx_slot_size() differs from sizeof(Slot). A caller submits one by
 // writing its address to the submit pipe and owns it again once Go has
-// written its id to notify_fd. Everything in it is allocated with malloc
-// and released with free(): on POSIX both sides share the C library's heap.
+// written its id to notify_fd. The caller allocates the slot and its
+// request, and frees meta and body with Api::buffer_free.
 struct Slot {
     uint64_t id;
     uintptr_t client;
@@ -47,6 +47,7 @@ struct Slot {
 using SlotSizeFn = size_t (*)();
 using SubmitFdFn = int (*)();
 using SlotCancelFn = void (*)(uint64_t id);
+using FreeFunctionFn = void *(*)();
 #endif
 
 // Api contains the resolved entry points of a loaded Go library.
@@ -62,6 +63,8 @@ struct Api {
     StatsFn stats;
 #ifndef _WIN32
     SlotCancelFn slot_cancel;
+    // The library's free() for slot results. Calling it does not enter Go.
+    void (*buffer_free)(void *);
     // Write end of the pipe that takes slot addresses.
     int submit_fd;
 #endif

@@ -15,7 +15,6 @@ import "C"
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"runtime"
 	"runtime/cgo"
@@ -66,30 +65,30 @@ func rcx_client_free(client C.uintptr_t) {
 
 // rcx_op_start starts a request (JSON) on a client and returns an operation
 // handle at once. Errors, including a bad request, become the operation's
-// result. When notifyFd is not negative, the operation writes its handle
-// (8 bytes, native byte order) to that file descriptor when it finishes, so
-// an event loop can wait for it without a thread.
+// result. Windows calls go this way; POSIX ones go through slots
+// (slot_unix.go).
 //
 //export rcx_op_start
-func rcx_op_start(client C.uintptr_t, req *C.char, reqLen C.size_t, notifyFd C.int) (handle C.uintptr_t) {
-	var op *operation
+func rcx_op_start(client C.uintptr_t, req *C.char, reqLen C.size_t) C.uintptr_t {
+	op := operationFor(client, req, reqLen)
+	handle := C.uintptr_t(cgo.NewHandle(op))
+	op.launch()
+	return handle
+}
+
+// operationFor prepares a request on a client. A closed client, a bad
+// request or a panic gives an operation that has already failed.
+func operationFor(client C.uintptr_t, req *C.char, reqLen C.size_t) (op *operation) {
 	defer func() {
 		if p := recover(); p != nil {
 			op = failedOperation(panicError(p))
-			handle = C.uintptr_t(cgo.NewHandle(op))
-			op.launch(uintptr(handle), int(notifyFd))
 		}
 	}()
-
 	c, ok := clientFromHandle(client)
-	if ok {
-		op = c.newOperation(copyInput(req, reqLen))
-	} else {
-		op = failedOperation(&kindError{kind: kindCanceled, err: errors.New("the client is closed")})
+	if !ok {
+		return failedOperation(&kindError{kind: kindCanceled, err: errClientClosed})
 	}
-	handle = C.uintptr_t(cgo.NewHandle(op))
-	op.launch(uintptr(handle), int(notifyFd))
-	return handle
+	return c.newOperation(copyInput(req, reqLen))
 }
 
 // clientFromHandle resolves a client handle. A handle freed by

@@ -8,15 +8,14 @@ import (
 	"time"
 )
 
-// notifyDone writes an operation handle or slot id to a pipe watched by an
-// event loop or a waiting thread. A write of 8 bytes to a pipe is atomic,
-// so records from concurrent operations never interleave. The write end is
-// non-blocking: when the reader falls behind and the pipe is full, the
-// goroutine sleeps and tries again instead of holding an OS thread in a
-// blocked write, which a batch of many thousand calls would otherwise do.
-func notifyDone(fd int, handle uintptr) {
+// notifyDone writes a slot id to a pipe watched by an event loop or a
+// waiting thread. A write of 8 bytes to a pipe is atomic, so records from
+// concurrent operations never interleave. The write end is non-blocking.
+// When the pipe is full, the goroutine sleeps and retries, because a
+// blocked write would hold an OS thread for each of thousands of calls.
+func notifyDone(fd int, id uint64) {
 	var buf [8]byte
-	binary.NativeEndian.PutUint64(buf[:], uint64(handle))
+	binary.NativeEndian.PutUint64(buf[:], id)
 	pause := 50 * time.Microsecond
 	for {
 		_, err := syscall.Write(fd, buf[:])

@@ -81,23 +81,13 @@ func (c *Client) newOperation(raw []byte) *operation {
 	return op
 }
 
-// launch runs the operation on its own goroutine, or only notifies when it
-// has already failed. handle is written to notifyFd when it finishes.
-func (op *operation) launch(handle uintptr, notifyFd int) {
+// launch runs the operation on its own goroutine, unless it has already
+// failed.
+func (op *operation) launch() {
 	liveOperations.Add(1)
-	notify := func() {
-		if notifyFd >= 0 {
-			notifyDone(notifyFd, handle)
-		}
+	if op.ctx != nil {
+		go op.run(op.ctx, op.req)
 	}
-	if op.ctx == nil {
-		notify()
-		return
-	}
-	go func() {
-		op.run(op.ctx, op.req)
-		notify()
-	}()
 }
 
 func (op *operation) run(ctx context.Context, req request) {

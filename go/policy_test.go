@@ -40,7 +40,7 @@ func TestTokenRealmHonorsBlockPrivate(t *testing.T) {
 	c.policy.isInternal = func(a netip.AddrPort) bool { return int(a.Port()) == tokenPort }
 
 	op := c.newOperation([]byte(fmt.Sprintf(`{"kind":"config","image":"%s/app:v1","timeout_ms":10000}`, registryHost)))
-	op.launch(1, -1)
+	op.launch()
 	op.wait(-1)
 
 	if op.err == nil {

@@ -10,13 +10,12 @@ import (
 
 // The Go runtime here runs registry calls that mostly wait on the network.
 // With one call in flight, every goroutine hand-off inside net/http makes
-// the scheduler wake an idle thread to steal work, and on a loaded machine
-// each wake costs tens of microseconds: a sequential caller took about 12%
-// less time per fetch with one P than with two (docs/benchmarks.md).
-// With many calls in flight the extra threads pay for themselves. So the
-// runtime runs with one P while calls arrive one at a time, returns to its
-// default as soon as two overlap, and narrows again after a quiet spell.
-// A GOMAXPROCS environment variable turns this off.
+// the scheduler wake an idle thread to steal work. A sequential caller took
+// about 12% less time per fetch with one P than with two, on a 2-vCPU VM
+// (docs/benchmarks.md). With many calls in flight the extra threads pay for
+// themselves. So the runtime runs with one P while calls arrive one at a
+// time, returns to its default as soon as two overlap, and narrows again
+// after a quiet spell. A GOMAXPROCS environment variable turns this off.
 
 // quietSpell is how long at most one call must have been in flight before
 // the runtime narrows to one P again.
@@ -75,9 +74,9 @@ func narrowWhenQuiet() {
 			continue
 		}
 		procsMu.Lock()
-		// wide goes false before the check: a callStarted that stored its
-		// overlap after the check then sees false and waits for the lock
-		// to widen again, and one that stored it before is seen here.
+		// wide is cleared before the check. A callStarted that stores its
+		// overlap after the check reads false and widens again under the
+		// lock, and one that stored it before fails the check here.
 		wide.Store(false)
 		if callsInFlight.Load() > 1 || time.Since(time.Unix(0, lastOverlap.Load())) < quietSpell {
 			wide.Store(true)

@@ -7,11 +7,12 @@ package main
 #include <stdlib.h>
 
 // rcx_slot carries one request in and its result out, without the caller
-// entering the Go runtime. The caller allocates it with malloc and fills
+// entering the Go runtime. The caller allocates it and its request, fills
 // the first five fields, then writes its address to the submit pipe. Go
-// fills the result, sets done and then writes id to notify_fd. The caller
-// reads the result only after that, and frees the slot, its request and
-// both result buffers with free(). binding/rcx_abi.h mirrors it.
+// fills the result, sets done and then writes id to notify_fd. After that
+// the caller reads the result, frees both result buffers with the function
+// rcx_free_function returns, and frees the slot itself. binding/rcx_abi.h
+// mirrors the struct.
 typedef struct {
 	uint64_t id;
 	uintptr_t client;
@@ -29,12 +30,13 @@ typedef struct {
 	char *body;
 	size_t body_len;
 } rcx_slot;
+
+static void *rcx_free_address(void) { return (void *)free; }
 */
 import "C"
 
 import (
 	"encoding/binary"
-	"errors"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -63,6 +65,14 @@ var (
 //export rcx_slot_size
 func rcx_slot_size() C.size_t {
 	return C.size_t(unsafe.Sizeof(C.rcx_slot{}))
+}
+
+// rcx_free_function returns the free() that releases the result buffers of
+// a slot. Calling it does not enter the Go runtime, unlike rcx_free.
+//
+//export rcx_free_function
+func rcx_free_function() unsafe.Pointer {
+	return C.rcx_free_address()
 }
 
 // rcx_submit_fd returns the write end of the submit pipe, or -1 when it
@@ -96,9 +106,9 @@ func rcx_submit_fd() (fd C.int) {
 	return C.int(submitFd)
 }
 
-// rcx_slot_cancel asks the operation of a submitted slot to stop. The
-// caller sets the slot's cancelled flag first, which covers a slot Go has
-// not read yet. An id that already finished, or never existed, is ignored.
+// rcx_slot_cancel cancels the operation of a submitted slot. The caller
+// sets the slot's cancelled flag first, which covers a slot Go has not read
+// yet. An id that already finished, or never existed, is ignored.
 //
 //export rcx_slot_cancel
 func rcx_slot_cancel(id C.uint64_t) {
@@ -134,22 +144,9 @@ func readSubmissions(pipe *os.File) {
 	}
 }
 
-// startSlot starts the operation a slot asks for, on its own goroutine.
+// startSlot starts the operation a slot requests, on its own goroutine.
 func startSlot(s *C.rcx_slot) {
-	var op *operation
-	func() {
-		defer func() {
-			if p := recover(); p != nil {
-				op = failedOperation(panicError(p))
-			}
-		}()
-		raw := copyInput(s.request, s.request_len)
-		if c, ok := clientFromHandle(s.client); ok {
-			op = c.newOperation(raw)
-		} else {
-			op = failedOperation(&kindError{kind: kindCanceled, err: errors.New("the client is closed")})
-		}
-	}()
+	op := operationFor(C.uintptr_t(s.client), s.request, s.request_len)
 	// The binding counts slots from start to free, so liveOperations,
 	// which counts rcx_op_start handles, leaves them out.
 	id := uint64(s.id)
@@ -198,5 +195,5 @@ func finishSlot(s *C.rcx_slot, id uint64, op *operation) {
 	}
 	fd := int(s.notify_fd)
 	atomic.StoreInt32((*int32)(unsafe.Pointer(&s.done)), 1)
-	notifyDone(fd, uintptr(id))
+	notifyDone(fd, id)
 }

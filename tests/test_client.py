@@ -267,14 +267,15 @@ def test_ctrl_c_interrupts_call() -> None:
 
 def test_ctrl_c_with_operation_that_ignores_cancel(basic_auth_registry: Registry, tmp_path: Path) -> None:
     # regclient runs credential helpers without a context, so this call
-    # cannot be cancelled while its helper sleeps.
-    # A Python helper, because the packaging tests run this with only the venv on PATH.
+    # cannot be cancelled while its helper sleeps. The helper is Python,
+    # because the packaging tests run this with only the venv on PATH.
     helper = tmp_path / "bin" / "docker-credential-slow"
     helper.parent.mkdir()
     helper.write_text(f"#!{sys.executable}\nimport time\ntime.sleep(4)\nprint('{{}}')\n")
     helper.chmod(0o755)
     (tmp_path / "docker").mkdir()
     (tmp_path / "docker" / "config.json").write_text(json.dumps({"credHelpers": {basic_auth_registry.host: "slow"}}))
+
     script = textwrap.dedent(
         f"""
         import os, signal, sys, threading, time
@@ -295,11 +296,11 @@ def test_ctrl_c_with_operation_that_ignores_cancel(basic_auth_registry: Registry
     )
     environment = dict(os.environ, PATH=f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}", DOCKER_CONFIG=str(tmp_path / "docker"))
     result = run_python(script, timeout=60, env=environment)
+
     assert result.returncode == 0, result.stderr + result.stdout
     waited, arch = result.stdout.split()
-    # The interrupt lands at 0.5 s; the call then waits 2 s for the
-    # cancelled operation before leaving it behind, well before the
-    # helper's 4 s are over.
+    # The interrupt lands at 0.5 s. The call then waits 2 s for the
+    # cancelled operation and leaves it behind before the helper's 4 s end.
     assert 2.4 < float(waited) < 3.8
     assert arch == "amd64"
 

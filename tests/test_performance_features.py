@@ -436,7 +436,7 @@ def test_call_during_aclose_raises_closed() -> None:
         await asyncio.sleep(0.2)
 
         async def late() -> object:
-            # Runs in the loop turn where aclose() sees the pipe drained.
+            # Runs in the loop turn where aclose() finds the pipe drained.
             assert client._drained is not None
             await client._drained.wait()
             return await client.get_image_config(f"{server.host}/app:v2", timeout=30)

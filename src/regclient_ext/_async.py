@@ -118,7 +118,7 @@ class AsyncClient(BaseClient):
             await loop.run_in_executor(None, self._acquire)
         if self._closing:
             raise ClientClosedError("the client is closed; create a new one")
-        # No await from here until the waiter is registered, so aclose() sees it.
+        # No await from here until the waiter is registered, so aclose() finds it.
         operation = _native.start(self._acquire(), request, self._write_fd)
         if operation is None:
             return _native.call(0, request)  # a forked child: returns the ForkError record without calling Go
