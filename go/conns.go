@@ -6,7 +6,7 @@ import (
 	"sync"
 )
 
-// connSet holds the connections a client's calls dialed, so closing the
+// connSet contains the connections a client's calls dialed, so closing the
 // client closes them. Otherwise idle keep-alive connections would outlive
 // the client until net/http's 90 s idle timeout, and a process that makes
 // and closes clients, one per tenant, would run out of file descriptors.
@@ -34,7 +34,7 @@ func (t *trackedConn) Close() error {
 	return t.Conn.Close()
 }
 
-// errClientClosed fails a dial made for a client that is already closed.
+// errClientClosed is the error of a call or a dial on a closed client.
 var errClientClosed = errors.New("the client is closed")
 
 // track wraps a new connection, or closes it and fails when the client is
