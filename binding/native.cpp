@@ -15,6 +15,7 @@
 #ifndef _WIN32
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -143,6 +144,66 @@ rcx::Slot *submit(const rcx::Api &api, uintptr_t client, const std::string &requ
 void mark_cancelled(rcx::Slot *slot) { __atomic_store_n(&slot->cancelled, 1, __ATOMIC_SEQ_CST); }
 
 bool slot_done(const rcx::Slot *slot) { return __atomic_load_n(&slot->done, __ATOMIC_ACQUIRE) != 0; }
+
+// Waking a thread that sleeps in poll() costs tens of microseconds on a
+// virtual machine whose idle CPUs halt, a large part of a request to a
+// registry on the same host. So a lone synchronous call first waits by
+// checking its slot's done flag and yielding the CPU, for up to the spin
+// budget, and sleeps only after that. To keep calls to distant registries
+// from burning CPU, a call spins only if the previous lone call finished
+// within the budget, and only one thread spins at a time.
+class SpinWait {
+  public:
+    // The budget in microseconds: REGCLIENT_EXT_SPIN_US when it is a whole
+    // number from 0 (never spin) to kMaxUs, else kDefaultUs.
+    static constexpr int64_t kDefaultUs = 1000;
+    static constexpr int64_t kMaxUs = 10000;
+
+    SpinWait() : budget_us_(read_budget()) {}
+
+    int64_t budget_us() const { return budget_us_; }
+    int64_t waits() const { return waits_.load(); }
+    int64_t finished() const { return finished_.load(); }
+
+    // Spin until slot is done or the budget runs out. Returns at once when
+    // spinning is off, the last call was slow, or another thread spins.
+    void wait(const rcx::Slot *slot) {
+        if (budget_us_ == 0 || !last_fast_.load() || spinning_.exchange(true)) return;
+        waits_++;
+        using Clock = std::chrono::steady_clock;
+        const Clock::time_point end = Clock::now() + std::chrono::microseconds(budget_us_);
+        while (!slot_done(slot) && Clock::now() < end) sched_yield();
+        if (slot_done(slot)) finished_++;
+        spinning_.store(false);
+    }
+
+    // Record how long a lone call took, from submission to its result.
+    void record(std::chrono::steady_clock::duration elapsed) {
+        last_fast_.store(elapsed <= std::chrono::microseconds(budget_us_));
+    }
+
+  private:
+    static int64_t read_budget() {
+        const char *value = std::getenv("REGCLIENT_EXT_SPIN_US");
+        if (value == nullptr || *value == '\0') return kDefaultUs;
+        char *end = nullptr;
+        errno = 0;
+        long long parsed = std::strtoll(value, &end, 10);
+        if (errno != 0 || *end != '\0' || parsed < 0 || parsed > kMaxUs) return kDefaultUs;
+        return static_cast<int64_t>(parsed);
+    }
+
+    const int64_t budget_us_;
+    std::atomic<bool> last_fast_{true};
+    std::atomic<bool> spinning_{false};
+    std::atomic<int64_t> waits_{0};
+    std::atomic<int64_t> finished_{0};
+};
+
+SpinWait &spin_wait() {
+    static SpinWait instance;
+    return instance;
+}
 
 // Return (ok, envelope, body) of a slot whose id has been notified.
 py::tuple slot_result(const rcx::Slot *slot) {
@@ -298,6 +359,12 @@ class Calls {
     // running signal handlers between slices.
     void wait() {
         using Clock = std::chrono::steady_clock;
+        const Clock::time_point start = Clock::now();
+        const bool lone = order_.size() == 1;
+        if (lone) {
+            py::gil_scoped_release release;
+            spin_wait().wait(slots_.at(order_.front()));
+        }
         for (;;) {
             {
                 py::gil_scoped_release release;
@@ -307,7 +374,10 @@ class Calls {
                     if (left <= 0 || !collect(static_cast<int>(left) + 1)) break;
                 }
             }
-            if (running_.empty()) return;
+            if (running_.empty()) {
+                if (lone) spin_wait().record(Clock::now() - start);
+                return;
+            }
             if (PyErr_CheckSignals() != 0) throw py::error_already_set();
         }
     }
@@ -462,6 +532,11 @@ void abandon(const std::vector<uint64_t> &ids, int read_fd, int write_fd, const 
 
 int64_t native_operations() { return live_slots.load(); }
 
+py::tuple spin_stats() {
+    const SpinWait &spin = spin_wait();
+    return py::make_tuple(spin.budget_us(), spin.waits(), spin.finished());
+}
+
 #else
 // Windows (NOTE: never run here): calls start operations through
 // rcx_op_start and wait inside Go. AsyncClient uses a thread per call there
@@ -532,6 +607,9 @@ void abandon(const std::vector<uint64_t> &, int, int, const std::string &) {
     throw std::runtime_error("abandon() is not available on Windows");
 }
 int64_t native_operations() { return 0; }
+
+// Calls on Windows sleep in op_wait and never spin.
+py::tuple spin_stats() { return py::make_tuple(0, 0, 0); }
 #endif
 
 // Run one request to completion and return (ok, envelope, body).
@@ -584,4 +662,6 @@ PYBIND11_MODULE(_native, m) {
           "Hand over a notify pipe (both ends) and the operations still due on it; they are freed as they finish.");
     m.def("preload", &preload, "Load the Go library now instead of on the first call.");
     m.def("stats", &stats, "Return the numbers of live clients and operations, and Go's GOMAXPROCS (0 before loading).");
+    m.def("spin_stats", &spin_stats,
+          "Return the spin budget in microseconds, the calls that spun, and those whose result arrived while spinning.");
 }

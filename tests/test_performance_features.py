@@ -553,3 +553,69 @@ def test_abandon_gives_up_on_closed_pipe() -> None:
     result = run_python(script, timeout=60)
     assert result.returncode == 0, result.stderr
     assert float(result.stdout) < 0.3
+
+
+# Spinning while a lone call waits
+
+
+def spin_diagnostics(script: str, **env: str) -> dict[str, int]:
+    """Run script after loading the Go runtime; return the spin figures of diagnostics()."""
+    code = textwrap.dedent(
+        f"""
+        import json, sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        import regclient_ext
+        regclient_ext._native.preload()
+        """
+    ) + textwrap.dedent(script) + textwrap.dedent(
+        """
+        diagnostics = regclient_ext.diagnostics()
+        print(json.dumps({key: value for key, value in diagnostics.items() if key.startswith("spin_")}))
+        """
+    )
+    environment = {key: value for key, value in os.environ.items() if key != "REGCLIENT_EXT_SPIN_US"} | env
+    result = run_python(code, env=environment)
+    assert result.returncode == 0, result.stderr
+    return dict(json.loads(result.stdout))
+
+
+LAYOUT_CALLS = f"""
+client = regclient_ext.Client(docker_config=False)
+for _ in range(20):
+    client.get_image_config("ocidir://{FIXTURE_LAYOUT}:v1", platform="linux/amd64")
+"""
+
+
+def test_fast_calls_finish_while_spinning() -> None:
+    figures = spin_diagnostics(LAYOUT_CALLS, REGCLIENT_EXT_SPIN_US="10000")
+    assert figures["spin_budget_us"] == 10000
+    assert 10 <= figures["spin_waits"] <= 20
+    assert figures["spin_waits_finished"] >= 10
+
+
+def test_slow_calls_stop_spinning() -> None:
+    # Each call waits 50 ms for the server, far past the 1 ms budget. Only
+    # the first call spins, because the one before it was not slow.
+    script = """
+    from servers import StallingServer
+    server = StallingServer(delay=0.05)
+    client = regclient_ext.Client(hosts=[regclient_ext.Host(server.host, tls="disabled")], docker_config=False)
+    for _ in range(4):
+        try:
+            client.get_image_config(server.host + "/app:v1", timeout=10)
+        except regclient_ext.NotFoundError:
+            pass
+    server.stop()
+    """
+    figures = spin_diagnostics(script)
+    assert figures["spin_budget_us"] == 1000
+    assert figures["spin_waits"] == 1
+    assert figures["spin_waits_finished"] == 0
+
+
+@pytest.mark.parametrize(("value", "budget"), [("0", 0), ("250", 250), ("abc", 1000), ("-5", 1000), ("10001", 1000), ("", 1000)])
+def test_spin_budget_variable(value: str, budget: int) -> None:
+    figures = spin_diagnostics(LAYOUT_CALLS, REGCLIENT_EXT_SPIN_US=value)
+    assert figures["spin_budget_us"] == budget
+    if budget == 0:
+        assert figures["spin_waits"] == 0

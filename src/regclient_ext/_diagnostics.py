@@ -16,9 +16,22 @@ def diagnostics() -> dict[str, int | bool]:
     after every call has returned. ``go_max_procs`` is
     the Go runtime's current GOMAXPROCS (0 before it is loaded): 1 while
     calls come one at a time, the runtime's default while they overlap.
+    ``spin_budget_us`` is how long a lone synchronous call polls for its
+    result before it sleeps (0: never), ``spin_waits`` counts the calls
+    that polled, and ``spin_waits_finished`` those whose result arrived
+    while they polled.
     """
     clients, operations, procs = _native.stats()
-    return {"go_loaded": _native.loaded(), "clients": clients, "operations": operations, "go_max_procs": procs}
+    spin_budget_us, spin_waits, spin_waits_finished = _native.spin_stats()
+    return {
+        "go_loaded": _native.loaded(),
+        "clients": clients,
+        "operations": operations,
+        "go_max_procs": procs,
+        "spin_budget_us": spin_budget_us,
+        "spin_waits": spin_waits,
+        "spin_waits_finished": spin_waits_finished,
+    }
 
 
 def address_is_internal(address: str) -> bool:
