@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import threading
+import _thread
 from collections import OrderedDict
 from typing import Any
 
@@ -17,7 +17,7 @@ __all__ = ["get_image_config", "inspect_image"]
 # first. Each keeps its own connections and tokens.
 MAX_CACHED_CLIENTS = 32
 
-_lock = threading.Lock()
+_lock = _thread.allocate_lock()
 _default_client: Client | None = None
 _cached_clients: OrderedDict[tuple[Host, ...], Client] = OrderedDict()
 
