@@ -28,6 +28,10 @@ class Figure:
         return cls(statistics.median(values), min(values), max(values), unit)
 
 
+# The unit of process CPU time per fetch, compared with the floor's CPU time.
+CPU_UNIT = "CPU ms/fetch"
+
+
 def per_fetch_ms(seconds: float, fetches: int) -> float:
     return seconds * 1000 / fetches
 
@@ -42,18 +46,24 @@ def interleaved(fetches: dict[str, Fetch], *, rounds: int, per_round: int, warmu
 
     Taking turns spreads a slow stretch of the machine over every fetch
     alike, so the ratios between them hold better than the absolute times.
+    Beside each name's wall time, ``NAME_cpu`` is the CPU time that this
+    process (every thread, the Go runtime's included) spent per fetch.
     """
     for fetch in fetches.values():
         for _ in range(warmup):
             fetch()
     values: dict[str, list[float]] = {name: [] for name in fetches}
+    cpu_values: dict[str, list[float]] = {name: [] for name in fetches}
     for _ in range(rounds):
         for name, fetch in fetches.items():
-            begin = time.perf_counter()
+            begin, cpu_begin = time.perf_counter(), time.process_time()
             for _ in range(per_round):
                 fetch()
             values[name].append(per_fetch_ms(time.perf_counter() - begin, per_round))
-    return {name: Figure.of(round_values, "ms/fetch") for name, round_values in values.items()}
+            cpu_values[name].append(per_fetch_ms(time.process_time() - cpu_begin, per_round))
+    figures = {name: Figure.of(round_values, "ms/fetch") for name, round_values in values.items()}
+    figures.update({f"{name}_cpu": Figure.of(round_values, CPU_UNIT) for name, round_values in cpu_values.items()})
+    return figures
 
 
 def thread_pool(fetch: Fetch, expected: Any, *, workers: int, total: int, rounds: int) -> Figure:

@@ -49,7 +49,7 @@ from fetchers import (  # noqa: E402
     python_dxf_fetcher,
     skopeo_fetcher,
 )
-from measure import Figure, async_tasks, batch, checked, interleaved, sequential, thread_pool  # noqa: E402
+from measure import CPU_UNIT, Figure, async_tasks, batch, checked, interleaved, sequential, thread_pool  # noqa: E402
 
 REPOSITORY = "testrepo"
 TAG = "v3"
@@ -88,6 +88,9 @@ FETCH_ROWS = [
     ("floor_pool", f"floor, {WORKERS} threads, {CONCURRENT_FETCHES} fetches (control for the thread pool)", f"ms/fetch, wall ÷ {CONCURRENT_FETCHES}"),
     ("warm", "regclient_ext warm sequential (one Client, cache_size=0)", "ms/fetch"),
     ("cached", "regclient_ext cached repeat (default cache: 1 HEAD)", "ms/fetch"),
+    ("floor_cpu", "floor: CPU time of the process", CPU_UNIT),
+    ("warm_cpu", "regclient_ext warm sequential: CPU time of the process", CPU_UNIT),
+    ("cached_cpu", "regclient_ext cached repeat: CPU time of the process", CPU_UNIT),
     ("new_client", "regclient_ext one Client per call", "ms/fetch"),
     ("pool", f"regclient_ext thread pool of {WORKERS}, {CONCURRENT_FETCHES} fetches", f"ms/fetch, wall ÷ {CONCURRENT_FETCHES}"),
     ("async", f"regclient_ext AsyncClient, {CONCURRENT_FETCHES} tasks", f"ms/fetch, wall ÷ {CONCURRENT_FETCHES}"),
@@ -224,7 +227,7 @@ def measure_fetches(target: Target, expected: Any, plan: Plan, regctl: RegctlCon
 
     try:
         figures = attempt(compared_with_floor)
-        for key in ("floor", "warm", "cached"):
+        for key in ("floor", "warm", "cached", "floor_cpu", "warm_cpu", "cached_cpu"):
             cells[key] = figures[key] if isinstance(figures, dict) else figures
         cells["floor_pool"] = attempt(floor_pool)
         cells["pool"] = attempt(lambda: thread_pool(fetch, expected, workers=WORKERS, total=CONCURRENT_FETCHES, rounds=plan.rounds))
@@ -324,12 +327,23 @@ def format_cell(cell: Cell | None) -> str:
 
 
 def format_ratio(cell: Cell | None, floor: Cell | None) -> str:
-    if not isinstance(cell, Figure) or not isinstance(floor, Figure) or not cell.unit.startswith("ms/fetch"):
+    if not isinstance(cell, Figure) or not isinstance(floor, Figure):
         return "—"
     return f"{format_number(cell.median / floor.median)}×"
 
 
-Section = tuple[str, list[Row], dict[str, dict[str, Cell]], dict[str, Cell]]
+def floor_for(cell: Cell | None, cells: dict[str, dict[str, Cell]], name: str) -> Cell | None:
+    """Return the floor figure that cell is compared with (wall or CPU time per fetch), or None."""
+    if not isinstance(cell, Figure):
+        return None
+    if cell.unit.startswith("ms/fetch"):
+        return cells.get("floor", {}).get(name)
+    if cell.unit == CPU_UNIT:
+        return cells.get("floor_cpu", {}).get(name)
+    return None
+
+
+Section = tuple[str, list[Row], dict[str, dict[str, Cell]]]
 
 
 def render_table(sections: list[Section], registries: list[str]) -> str:
@@ -338,14 +352,14 @@ def render_table(sections: list[Section], registries: list[str]) -> str:
     for name in registries:
         header += [name, "× floor"]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
-    for title, rows, cells, floors in sections:
+    for title, rows, cells in sections:
         lines.append("| " + " | ".join([f"**{title}**"] + [""] * (len(header) - 1)) + " |")
         for key, label, unit in rows:
             row_cells = cells.get(key, {})
             line = [label, unit]
             for name in registries:
                 cell = row_cells.get(name)
-                line += [format_cell(cell), format_ratio(cell, floors.get(name))]
+                line += [format_cell(cell), format_ratio(cell, floor_for(cell, cells, name))]
             lines.append("| " + " | ".join(line) + " |")
     return "\n".join(lines)
 
@@ -427,13 +441,11 @@ def main() -> None:
             regctl.close()
         shutil.rmtree(workdir, ignore_errors=True)
 
-    direct_floor = direct_cells["floor"]
-    delayed_floor = delayed_cells["floor"]
     sections = [
-        ("Direct to the registry on 127.0.0.1", FETCH_ROWS, direct_cells, direct_floor),
-        (f"Through a proxy that adds {ADDED_LATENCY * 1000:.0f} ms to every request", FETCH_ROWS + CONCURRENCY_ROWS, delayed_cells, delayed_floor),
-        ("Start-up, fresh interpreter per run", STARTUP_ROWS, startup_cells, {}),
-        (f"Event loop, {event_loop_runs} × {event_loop_calls} concurrent AsyncClient calls (direct)", LOOP_ROWS, loop_cells, {}),
+        ("Direct to the registry on 127.0.0.1", FETCH_ROWS, direct_cells),
+        (f"Through a proxy that adds {ADDED_LATENCY * 1000:.0f} ms to every request", FETCH_ROWS + CONCURRENCY_ROWS, delayed_cells),
+        ("Start-up, fresh interpreter per run", STARTUP_ROWS, startup_cells),
+        (f"Event loop, {event_loop_runs} × {event_loop_calls} concurrent AsyncClient calls (direct)", LOOP_ROWS, loop_cells),
     ]
     print(render_table(sections, list(servers)))
     log(f"machine: {describe_machine()}")
