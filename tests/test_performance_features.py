@@ -227,6 +227,36 @@ def test_async_thousand_calls_bounded_threads(registry: Registry, fixture_layout
     assert max_threads <= threads_before + 1
 
 
+def test_reader_collects_bounded_bursts(registry: Registry, fixture_layout: LayoutReader, monkeypatch: pytest.MonkeyPatch) -> None:
+    import regclient_ext._async as async_module
+
+    timed = TimedNative(async_module._native)
+    monkeypatch.setattr(async_module, "_native", timed)
+    per_callback: list[int] = []
+    collect = async_module.AsyncClient._collect
+
+    def counting_collect(client: regclient_ext.AsyncClient) -> None:
+        before = len(timed.durations["finish"])
+        collect(client)
+        per_callback.append(len(timed.durations["finish"]) - before)
+
+    monkeypatch.setattr(async_module.AsyncClient, "_collect", counting_collect)
+
+    async def main() -> list[object]:
+        async with async_client(registry) as client:
+            await client.get_image_config(f"{registry.host}/testrepo:v1", platform="linux/amd64")
+            # Hold the loop while the calls finish, so their results arrive as one burst.
+            tasks = [asyncio.create_task(client.get_image_config(f"{registry.host}/testrepo:v1", platform="linux/amd64")) for _ in range(300)]
+            await asyncio.sleep(0)
+            time.sleep(1.0)
+            return list(await asyncio.gather(*tasks))
+
+    results = asyncio.run(main())
+    assert all(config == expected(fixture_layout, "v1", "linux/amd64") for config in results)
+    assert sum(per_callback) == 301
+    assert max(per_callback) == 64
+
+
 def test_async_cancel_cancels_go_operation() -> None:
     server = StallingServer(delay=None)
 

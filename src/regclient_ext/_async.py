@@ -24,7 +24,10 @@ __all__ = ["AsyncClient"]
 
 # Each finished operation writes its handle as one native-endian uint64.
 _RECORD_SIZE = 8
-_READ_SIZE = _RECORD_SIZE * 512
+# One reader callback collects at most 64 operations, a fraction of a
+# millisecond of work, so a burst of results does not hold the event loop.
+# The pipe stays readable, so the loop runs the reader again for the rest.
+_READ_SIZE = _RECORD_SIZE * 64
 
 
 class AsyncClient(BaseClient):
