@@ -78,9 +78,13 @@ py::tuple client_new(py::bytes options) {
     return py::make_tuple(client, py::none());
 }
 
+// Drop what the binding keeps about a client's calls (defined per platform).
+void forget_client(uintptr_t client);
+
 void client_free(uintptr_t client) {
     // A forked child cannot reach Go; the parent still owns the client.
     if (!rcx::loaded() || rcx::forked_after_load()) return;
+    forget_client(client);
     rcx::api().client_free(client);
 }
 
@@ -147,54 +151,87 @@ bool slot_done(const rcx::Slot *slot) { return __atomic_load_n(&slot->done, __AT
 
 // Waking a thread that sleeps in poll() costs tens of microseconds on a
 // virtual machine whose idle CPUs halt, a large part of a request to a
-// registry on the same host. So a lone synchronous call first waits by
-// checking its slot's done flag and yielding the CPU, for up to the spin
-// budget, and sleeps only after that. To keep calls to distant registries
-// from burning CPU, a call spins only if the previous lone call finished
-// within the budget, and only one thread spins at a time.
+// registry on the same host. So a lone synchronous call (not a batch)
+// first waits by checking its slot's done flag and yielding the CPU, for up
+// to the spin budget, and sleeps only after that. To keep calls to distant
+// registries from burning CPU, a call spins only if the previous lone call
+// on the same client finished within the budget, and only one thread spins
+// at a time.
 class SpinWait {
   public:
     // The budget in microseconds: REGCLIENT_EXT_SPIN_US when it is a whole
-    // number from 0 (never spin) to kMaxUs, else kDefaultUs.
+    // number from 0 (never spin) to kMaxUs in decimal digits, else kDefaultUs.
     static constexpr int64_t kDefaultUs = 1000;
     static constexpr int64_t kMaxUs = 10000;
 
+    // It reads the environment, so the module makes it while loading, when
+    // the GIL is held and the Go runtime (which can change the environment)
+    // is not running yet.
     SpinWait() : budget_us_(read_budget()) {}
 
     int64_t budget_us() const { return budget_us_; }
     int64_t waits() const { return waits_.load(); }
     int64_t finished() const { return finished_.load(); }
 
-    // Spin until slot is done or the budget runs out. Returns at once when
-    // spinning is off, the last call was slow, or another thread spins.
-    void wait(const rcx::Slot *slot) {
-        if (budget_us_ == 0 || !last_fast_.load() || spinning_.exchange(true)) return;
+    // Spin until slot is done or the budget runs out, and return whether it
+    // is done. Returns false at once when spinning is off, the client's last
+    // call was slow, or another thread spins.
+    bool wait(uintptr_t client, const rcx::Slot *slot) {
+        if (budget_us_ == 0) return false;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (slow_clients_.count(client) != 0) return false;
+        }
+        if (spinning_.exchange(true)) return false;
         waits_++;
         using Clock = std::chrono::steady_clock;
         const Clock::time_point end = Clock::now() + std::chrono::microseconds(budget_us_);
         while (!slot_done(slot) && Clock::now() < end) sched_yield();
-        if (slot_done(slot)) finished_++;
+        const bool done = slot_done(slot);
+        if (done) finished_++;
         spinning_.store(false);
+        return done;
     }
 
-    // Record how long a lone call took, from submission to its result.
-    void record(std::chrono::steady_clock::duration elapsed) {
-        last_fast_.store(elapsed <= std::chrono::microseconds(budget_us_));
+    // Record whether a lone call on client finished within the budget. A
+    // call interrupted before its result counts as slow.
+    void record(uintptr_t client, bool fast) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (fast) {
+            slow_clients_.erase(client);
+        } else {
+            slow_clients_.insert(client);
+        }
+    }
+
+    bool within_budget(std::chrono::steady_clock::duration elapsed) const {
+        return elapsed <= std::chrono::microseconds(budget_us_);
+    }
+
+    void forget(uintptr_t client) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        slow_clients_.erase(client);
     }
 
   private:
     static int64_t read_budget() {
         const char *value = std::getenv("REGCLIENT_EXT_SPIN_US");
-        if (value == nullptr || *value == '\0') return kDefaultUs;
-        char *end = nullptr;
-        errno = 0;
-        long long parsed = std::strtoll(value, &end, 10);
-        if (errno != 0 || *end != '\0' || parsed < 0 || parsed > kMaxUs) return kDefaultUs;
-        return static_cast<int64_t>(parsed);
+        if (value == nullptr) return kDefaultUs;
+        const size_t length = std::strlen(value);
+        // Five digits hold kMaxUs; signs, spaces and other bases are rejected.
+        if (length == 0 || length > 5) return kDefaultUs;
+        int64_t parsed = 0;
+        for (size_t i = 0; i < length; i++) {
+            if (value[i] < '0' || value[i] > '9') return kDefaultUs;
+            parsed = parsed * 10 + (value[i] - '0');
+        }
+        return parsed <= kMaxUs ? parsed : kDefaultUs;
     }
 
     const int64_t budget_us_;
-    std::atomic<bool> last_fast_{true};
+    std::mutex mutex_;
+    // Clients whose last lone call took longer than the budget.
+    std::unordered_set<uintptr_t> slow_clients_;
     std::atomic<bool> spinning_{false};
     std::atomic<int64_t> waits_{0};
     std::atomic<int64_t> finished_{0};
@@ -349,6 +386,7 @@ class Calls {
     }
 
     void submit(uintptr_t client, const std::string &request) {
+        client_ = client;
         rcx::Slot *slot = ::submit(api_, client, request, pipe_.write_fd());
         order_.push_back(slot->id);
         slots_[slot->id] = slot;
@@ -356,14 +394,25 @@ class Calls {
     }
 
     // Wait in slices with the GIL released until every slot has finished,
-    // running signal handlers between slices.
-    void wait() {
+    // running signal handlers between slices. With spin set, a lone call
+    // first spins (see SpinWait).
+    void wait(bool spin) {
         using Clock = std::chrono::steady_clock;
         const Clock::time_point start = Clock::now();
-        const bool lone = order_.size() == 1;
+        SpinWait &spinner = spin_wait();
+        const bool lone = spin && order_.size() == 1;
         if (lone) {
-            py::gil_scoped_release release;
-            spin_wait().wait(slots_.at(order_.front()));
+            bool done;
+            {
+                py::gil_scoped_release release;
+                done = spinner.wait(client_, slots_.at(order_.front()));
+            }
+            // A signal that arrived while spinning interrupted no poll(), so
+            // it is checked here rather than after a whole slice.
+            if (!done && PyErr_CheckSignals() != 0) {
+                spinner.record(client_, false);
+                throw py::error_already_set();
+            }
         }
         for (;;) {
             {
@@ -375,10 +424,13 @@ class Calls {
                 }
             }
             if (running_.empty()) {
-                if (lone) spin_wait().record(Clock::now() - start);
+                if (lone) spinner.record(client_, spinner.within_budget(Clock::now() - start));
                 return;
             }
-            if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+            if (PyErr_CheckSignals() != 0) {
+                if (lone) spinner.record(client_, false);
+                throw py::error_already_set();
+            }
         }
     }
 
@@ -412,17 +464,19 @@ class Calls {
 
     const rcx::Api &api_;
     WakePipe &pipe_;
+    uintptr_t client_ = 0;
     std::vector<uint64_t> order_;
     std::unordered_map<uint64_t, rcx::Slot *> slots_;
     std::unordered_set<uint64_t> running_;
 };
 
 // Run requests concurrently to completion and return their results in
-// input order. Called with the GIL, which it releases while it waits.
-std::vector<py::tuple> run_requests(const rcx::Api &api, uintptr_t client, const std::vector<std::string> &requests) {
+// input order. Called with the GIL, which it releases while it waits. With
+// spin set, a single request may spin before it sleeps.
+std::vector<py::tuple> run_requests(const rcx::Api &api, uintptr_t client, const std::vector<std::string> &requests, bool spin) {
     Calls calls(api, wake_pipe());
     for (const std::string &raw : requests) calls.submit(client, raw);
-    calls.wait();
+    calls.wait(spin);
     return calls.results();
 }
 
@@ -532,8 +586,14 @@ void abandon(const std::vector<uint64_t> &ids, int read_fd, int write_fd, const 
 
 int64_t native_operations() { return live_slots.load(); }
 
+void forget_client(uintptr_t client) { spin_wait().forget(client); }
+
+void load_settings() { spin_wait(); }
+
 py::tuple spin_stats() {
     const SpinWait &spin = spin_wait();
+    // A forked child makes no calls; the counts it copied are the parent's.
+    if (rcx::forked_after_load()) return py::make_tuple(spin.budget_us(), 0, 0);
     return py::make_tuple(spin.budget_us(), spin.waits(), spin.finished());
 }
 
@@ -586,7 +646,7 @@ void wait_all(const rcx::Api &api, const std::vector<uintptr_t> &ops) {
     }
 }
 
-std::vector<py::tuple> run_requests(const rcx::Api &api, uintptr_t client, const std::vector<std::string> &requests) {
+std::vector<py::tuple> run_requests(const rcx::Api &api, uintptr_t client, const std::vector<std::string> &requests, bool /* spin: calls here never spin */) {
     std::vector<std::unique_ptr<Operation>> ops;
     std::vector<uintptr_t> handles;
     ops.reserve(requests.size());
@@ -608,6 +668,10 @@ void abandon(const std::vector<uint64_t> &, int, int, const std::string &) {
 }
 int64_t native_operations() { return 0; }
 
+void forget_client(uintptr_t) {}
+
+void load_settings() {}
+
 // Calls on Windows sleep in op_wait and never spin.
 py::tuple spin_stats() { return py::make_tuple(0, 0, 0); }
 #endif
@@ -615,7 +679,7 @@ py::tuple spin_stats() { return py::make_tuple(0, 0, 0); }
 // Run one request to completion and return (ok, envelope, body).
 py::tuple call(uintptr_t client, const std::string &request) {
     if (rcx::forked_after_load()) return forked_result();
-    return run_requests(rcx::api(), client, {request}).front();
+    return run_requests(rcx::api(), client, {request}, true).front();
 }
 
 // Run many requests concurrently under one release of the GIL and return
@@ -626,7 +690,7 @@ py::list call_many(uintptr_t client, const std::vector<std::string> &requests) {
         for (size_t i = 0; i < requests.size(); i++) results.append(forked_result());
         return results;
     }
-    for (py::tuple &result : run_requests(rcx::api(), client, requests)) results.append(std::move(result));
+    for (py::tuple &result : run_requests(rcx::api(), client, requests, false)) results.append(std::move(result));
     return results;
 }
 
@@ -645,6 +709,7 @@ py::tuple stats() {
 
 PYBIND11_MODULE(_native, m) {
     m.doc() = "Internal binding to the regclient Go library; use the regclient_ext package instead.";
+    load_settings();
     m.def("loaded", &rcx::loaded, "Whether the Go library is loaded in this process.");
     m.def("library_path", &rcx::library_path, "Path of the Go library next to this module.");
     m.def("client_new", &client_new, py::arg("options"),

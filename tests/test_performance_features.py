@@ -643,7 +643,92 @@ def test_slow_calls_stop_spinning() -> None:
     assert figures["spin_waits_finished"] == 0
 
 
-@pytest.mark.parametrize(("value", "budget"), [("0", 0), ("250", 250), ("abc", 1000), ("-5", 1000), ("10001", 1000), ("", 1000)])
+def test_module_functions_stop_spinning() -> None:
+    # With tls= each call first parses the reference on the default client,
+    # which is fast. Only the first fetch on the per-host client gives up a spin.
+    script = """
+    from servers import StallingServer
+    server = StallingServer(delay=0.05)
+    for _ in range(4):
+        try:
+            regclient_ext.get_image_config(server.host + "/app:v1", tls="disabled", timeout=10)
+        except regclient_ext.NotFoundError:
+            pass
+    server.stop()
+    """
+    figures = spin_diagnostics(script)
+    assert figures["spin_waits"] - figures["spin_waits_finished"] == 1
+
+
+def test_interrupted_call_stops_spinning() -> None:
+    script = """
+    import signal
+    from servers import StallingServer
+
+    class Alarm(Exception):
+        pass
+
+    def raise_alarm(signum, frame):
+        raise Alarm()
+
+    signal.signal(signal.SIGALRM, raise_alarm)
+    server = StallingServer(delay=0.05)
+    client = regclient_ext.Client(hosts=[regclient_ext.Host(server.host, tls="disabled")], docker_config=False)
+    layout = "ocidir://" + sys.path[0] + "/data/regclient-testrepo:v1"
+    for _ in range(3):
+        client.get_image_config(layout, platform="linux/amd64")
+    signal.setitimer(signal.ITIMER_REAL, 0.02)
+    try:
+        client.get_image_config(server.host + "/app:v1", timeout=10)
+    except Alarm:
+        pass
+    before = regclient_ext.diagnostics()["spin_waits"]
+    try:
+        client.get_image_config(server.host + "/app:v1", timeout=10)
+    except regclient_ext.NotFoundError:
+        pass
+    print(regclient_ext.diagnostics()["spin_waits"] - before, file=sys.stderr)
+    server.stop()
+    """
+    code = textwrap.dedent(
+        f"""
+        import sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        import regclient_ext
+        """
+    ) + textwrap.dedent(script)
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip() == "0"
+
+
+def test_batch_of_one_does_not_spin() -> None:
+    script = f"""
+    client = regclient_ext.Client(docker_config=False)
+    for _ in range(5):
+        client.get_image_configs(["ocidir://{FIXTURE_LAYOUT}:v1"], platform="linux/amd64")
+    """
+    assert spin_diagnostics(script)["spin_waits"] == 0
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_forked_child_reports_no_spins() -> None:
+    script = LAYOUT_CALLS + """
+import os
+pid = os.fork()
+if pid == 0:
+    figures = regclient_ext.diagnostics()
+    os._exit(0 if figures["spin_waits"] == 0 and figures["spin_waits_finished"] == 0 else 1)
+_, status = os.waitpid(pid, 0)
+assert os.waitstatus_to_exitcode(status) == 0, "the child saw the parent's spin counts"
+"""
+    assert spin_diagnostics(script)["spin_waits"] > 0
+
+
+@pytest.mark.parametrize(
+    ("value", "budget"),
+    [("0", 0), ("250", 250), ("010", 10), ("abc", 1000), ("-5", 1000), ("-0", 1000), ("+5", 1000), (" 5", 1000), ("5 ", 1000), ("10001", 1000), ("", 1000)],
+)
 def test_spin_budget_variable(value: str, budget: int) -> None:
     figures = spin_diagnostics(LAYOUT_CALLS, REGCLIENT_EXT_SPIN_US=value)
     assert figures["spin_budget_us"] == budget

@@ -17,7 +17,7 @@ def diagnostics() -> dict[str, int | bool]:
     the Go runtime's current GOMAXPROCS (0 before it is loaded): 1 while
     calls come one at a time, the runtime's default while they overlap.
     ``spin_budget_us`` is how long a lone synchronous call polls for its
-    result before it sleeps (0: never), ``spin_waits`` counts the calls
+    result before it sleeps (0: never). ``spin_waits`` counts the calls
     that polled, and ``spin_waits_finished`` those whose result arrived
     while they polled.
     """
