@@ -4,9 +4,13 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -20,13 +24,10 @@
 
 #include <atomic>
 #include <cerrno>
-#include <chrono>
 #include <cstdlib>
 #include <cstring>
-#include <mutex>
 #include <stdexcept>
 #include <system_error>
-#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 #endif
@@ -38,6 +39,75 @@ namespace {
 // How long one wait on an operation lasts before Python gets the GIL back
 // to run signal handlers, so Ctrl-C is seen within this many milliseconds.
 constexpr int64_t kWaitSliceMs = 50;
+
+// Interpreter exit. A daemon thread that retakes the GIL once the
+// interpreter finalizes is ended with pthread_exit (CPython 3.10 to 3.13),
+// and unwinding out of a destructor such as py::gil_scoped_release's
+// aborts the process. So an atexit handler, which runs before finalization,
+// marks the exit and waits for threads already retaking the GIL. Threads
+// that return from a wait later block for good, and the exit ends them.
+class ExitGuard {
+  public:
+    // Called before retaking the GIL. Never returns once the exit began.
+    void enter() {
+        std::unique_lock<std::mutex> lock(mutex_);
+        if (exiting_) {
+            lock.unlock();
+            for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
+        }
+        retaking_++;
+    }
+
+    // Called with the GIL retaken.
+    void leave() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (--retaking_ == 0) idle_.notify_all();
+    }
+
+    // Runs as the atexit handler with the GIL held, and releases it while waiting.
+    void begin_exit() {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            exiting_ = true;
+        }
+        PyThreadState *state = PyEval_SaveThread();
+        {
+            std::unique_lock<std::mutex> lock(mutex_);
+            idle_.wait(lock, [this] { return retaking_ == 0; });
+        }
+        PyEval_RestoreThread(state);
+    }
+
+  private:
+    std::mutex mutex_;
+    std::condition_variable idle_;
+    bool exiting_ = false;
+    int64_t retaking_ = 0;
+};
+
+ExitGuard &exit_guard() {
+    // Never destroyed: blocked threads may still hold a reference at exit.
+    static ExitGuard *guard = new ExitGuard();
+    return *guard;
+}
+
+// ReleaseGil releases the GIL for its scope, like py::gil_scoped_release,
+// but retakes it through the exit guard.
+class ReleaseGil {
+  public:
+    ReleaseGil() : state_(PyEval_SaveThread()) {}
+    ReleaseGil(const ReleaseGil &) = delete;
+    ReleaseGil &operator=(const ReleaseGil &) = delete;
+    ~ReleaseGil() {
+        ExitGuard &guard = exit_guard();
+        guard.enter();
+        PyEval_RestoreThread(state_);
+        guard.leave();
+    }
+
+  private:
+    PyThreadState *state_;
+};
 
 // Error envelope returned instead of calling Go in a forked child.
 const char kForkedRecord[] =
@@ -71,7 +141,7 @@ py::tuple client_new(py::bytes options) {
     int code;
     {
         // Reading docker's config may run credential helpers.
-        py::gil_scoped_release release;
+        ReleaseGil release;
         code = api.client_new(raw.data(), raw.size(), &client, &error.data, &error.size);
     }
     if (code != rcx::kOK) return py::make_tuple(0, error.to_bytes());
@@ -360,7 +430,7 @@ class Calls {
             for (auto &entry : slots_) free_slot(entry.second);
             return;
         }
-        py::gil_scoped_release release;
+        ReleaseGil release;
         for (uint64_t id : running_) {
             mark_cancelled(slots_.at(id));
             api_.slot_cancel(id);
@@ -404,7 +474,7 @@ class Calls {
         if (lone) {
             bool done;
             {
-                py::gil_scoped_release release;
+                ReleaseGil release;
                 done = spinner.wait(client_, slots_.at(order_.front()));
             }
             // A signal that arrived while spinning interrupted no poll(), so
@@ -416,7 +486,7 @@ class Calls {
         }
         for (;;) {
             {
-                py::gil_scoped_release release;
+                ReleaseGil release;
                 const Clock::time_point end = Clock::now() + std::chrono::milliseconds(kWaitSliceMs);
                 while (!running_.empty()) {
                     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - Clock::now()).count();
@@ -516,7 +586,7 @@ py::tuple finish(uint64_t id) {
 void cancel(uint64_t id) {
     if (rcx::forked_after_load()) return;
     const rcx::Api &api = rcx::api();
-    py::gil_scoped_release release;
+    ReleaseGil release;
     {
         // The lock keeps finish() from freeing the slot while the flag is set.
         std::lock_guard<std::mutex> lock(started_mutex);
@@ -611,7 +681,7 @@ class Operation {
     Operation(const Operation &) = delete;
     Operation &operator=(const Operation &) = delete;
     ~Operation() {
-        py::gil_scoped_release release;
+        ReleaseGil release;
         api_.op_free(handle);
     }
 
@@ -637,7 +707,7 @@ void wait_all(const rcx::Api &api, const std::vector<uintptr_t> &ops) {
         for (;;) {
             int code;
             {
-                py::gil_scoped_release release;
+                ReleaseGil release;
                 code = api.op_wait(op, kWaitSliceMs);
             }
             if (code == rcx::kOK) break;
@@ -710,6 +780,7 @@ py::tuple stats() {
 PYBIND11_MODULE(_native, m) {
     m.doc() = "Internal binding to the regclient Go library; use the regclient_ext package instead.";
     load_settings();
+    py::module_::import("atexit").attr("register")(py::cpp_function([] { exit_guard().begin_exit(); }));
     m.def("loaded", &rcx::loaded, "Whether the Go library is loaded in this process.");
     m.def("library_path", &rcx::library_path, "Path of the Go library next to this module.");
     m.def("client_new", &client_new, py::arg("options"),

@@ -99,6 +99,30 @@ def test_fork_after_load_raises_fork_error() -> None:
     assert result.stdout.strip() == "0"
 
 
+def test_exit_with_daemon_threads_in_calls() -> None:
+    # Daemon threads are in calls, with the GIL released, when the
+    # interpreter exits. CPython ends such a thread with pthread_exit when it
+    # retakes the GIL, which aborted the process from a C++ destructor.
+    script = textwrap.dedent(
+        f"""
+        import threading, time
+        import regclient_ext
+        client = regclient_ext.Client(docker_config=False)
+
+        def loop():
+            while True:
+                client.get_image_config({V1!r}, platform="linux/amd64")
+
+        for _ in range(4):
+            threading.Thread(target=loop, daemon=True).start()
+        time.sleep(0.3)
+        """
+    )
+    for _ in range(3):
+        result = run_python(script, timeout=60)
+        assert result.returncode == 0, result.stderr
+
+
 def test_cli_prints_config_from_ocidir() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "regclient_ext", "config", V1, "--platform", "linux/arm64"], capture_output=True, text=True, timeout=60
