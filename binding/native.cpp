@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <utility>
@@ -26,7 +27,6 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <stdexcept>
 #include <system_error>
 #include <unordered_map>
 #include <unordered_set>
@@ -48,10 +48,11 @@ constexpr int64_t kWaitSliceMs = 50;
 // that return from a wait later block for good, and the exit ends them.
 class ExitGuard {
   public:
-    // Called before retaking the GIL. Never returns once the exit began.
+    // Called before retaking the GIL. Never returns once the exit began,
+    // except in the thread that runs the exit.
     void enter() {
         std::unique_lock<std::mutex> lock(mutex_);
-        if (exiting_) {
+        if (exiting_ && std::this_thread::get_id() != exiting_thread_) {
             lock.unlock();
             for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
         }
@@ -65,10 +66,17 @@ class ExitGuard {
     }
 
     // Runs as the atexit handler with the GIL held, and releases it while waiting.
+    // NOTE: atexit._run_exitfuncs() called by hand, before the real exit,
+    // also runs it, and calls from other threads then block for good.
     void begin_exit() {
+        // A forked child copied the counts (and maybe a locked mutex) of
+        // threads it does not have. It makes no calls, so it has nothing
+        // to wait for.
+        if (rcx::forked_after_load()) return;
         {
             std::lock_guard<std::mutex> lock(mutex_);
             exiting_ = true;
+            exiting_thread_ = std::this_thread::get_id();
         }
         PyThreadState *state = PyEval_SaveThread();
         {
@@ -78,15 +86,23 @@ class ExitGuard {
         PyEval_RestoreThread(state);
     }
 
+    // Called when the module loads, which happens again after an embedding
+    // application runs Py_FinalizeEx() and then Py_Initialize().
+    void reset() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        exiting_ = false;
+    }
+
   private:
     std::mutex mutex_;
     std::condition_variable idle_;
     bool exiting_ = false;
+    std::thread::id exiting_thread_;
     int64_t retaking_ = 0;
 };
 
 ExitGuard &exit_guard() {
-    // Never destroyed: blocked threads may still hold a reference at exit.
+    // Never destroyed, because blocked threads may still use it at exit.
     static ExitGuard *guard = new ExitGuard();
     return *guard;
 }
@@ -243,16 +259,17 @@ class SpinWait {
     int64_t waits() const { return waits_.load(); }
     int64_t finished() const { return finished_.load(); }
 
-    // Spin until slot is done or the budget runs out, and return whether it
-    // is done. Returns false at once when spinning is off, the client's last
-    // call was slow, or another thread spins.
-    bool wait(uintptr_t client, const rcx::Slot *slot) {
-        if (budget_us_ == 0) return false;
+    enum class Outcome { kSkipped, kDone, kGaveUp };
+
+    // Spin until slot is done or the budget runs out. Skips spinning when it
+    // is off, the client's last call was slow, or another thread spins.
+    Outcome wait(uintptr_t client, const rcx::Slot *slot) {
+        if (budget_us_ == 0) return Outcome::kSkipped;
         {
             std::lock_guard<std::mutex> lock(mutex_);
-            if (slow_clients_.count(client) != 0) return false;
+            if (slow_clients_.count(client) != 0) return Outcome::kSkipped;
         }
-        if (spinning_.exchange(true)) return false;
+        if (spinning_.exchange(true)) return Outcome::kSkipped;
         waits_++;
         using Clock = std::chrono::steady_clock;
         const Clock::time_point end = Clock::now() + std::chrono::microseconds(budget_us_);
@@ -260,12 +277,13 @@ class SpinWait {
         const bool done = slot_done(slot);
         if (done) finished_++;
         spinning_.store(false);
-        return done;
+        return done ? Outcome::kDone : Outcome::kGaveUp;
     }
 
     // Record whether a lone call on client finished within the budget. A
     // call interrupted before its result counts as slow.
     void record(uintptr_t client, bool fast) {
+        if (budget_us_ == 0) return;
         std::lock_guard<std::mutex> lock(mutex_);
         if (fast) {
             slow_clients_.erase(client);
@@ -308,8 +326,9 @@ class SpinWait {
 };
 
 SpinWait &spin_wait() {
-    static SpinWait instance;
-    return instance;
+    // Never destroyed, because daemon threads may still spin while the process exits.
+    static SpinWait *instance = new SpinWait();
+    return *instance;
 }
 
 // Return (ok, envelope, body) of a slot whose id has been notified.
@@ -469,32 +488,30 @@ class Calls {
     void wait(bool spin) {
         using Clock = std::chrono::steady_clock;
         const Clock::time_point start = Clock::now();
+        Clock::time_point finished;
         SpinWait &spinner = spin_wait();
         const bool lone = spin && order_.size() == 1;
-        if (lone) {
-            bool done;
-            {
-                ReleaseGil release;
-                done = spinner.wait(client_, slots_.at(order_.front()));
-            }
-            // A signal that arrived while spinning interrupted no poll(), so
-            // it is checked here rather than after a whole slice.
-            if (!done && PyErr_CheckSignals() != 0) {
-                spinner.record(client_, false);
-                throw py::error_already_set();
-            }
-        }
+        bool spun = false;
         for (;;) {
             {
                 ReleaseGil release;
+                // A signal that arrives while spinning interrupts no poll(),
+                // so a spin that ends without the result is followed by a
+                // signal check before the first slice.
+                bool gave_up = false;
+                if (lone && !spun) {
+                    spun = true;
+                    gave_up = spinner.wait(client_, slots_.at(order_.front())) == SpinWait::Outcome::kGaveUp;
+                }
                 const Clock::time_point end = Clock::now() + std::chrono::milliseconds(kWaitSliceMs);
-                while (!running_.empty()) {
+                while (!gave_up && !running_.empty()) {
                     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - Clock::now()).count();
                     if (left <= 0 || !collect(static_cast<int>(left) + 1)) break;
                 }
+                finished = Clock::now();
             }
             if (running_.empty()) {
-                if (lone) spinner.record(client_, spinner.within_budget(Clock::now() - start));
+                if (lone) spinner.record(client_, spinner.within_budget(finished - start));
                 return;
             }
             if (PyErr_CheckSignals() != 0) {
@@ -780,7 +797,12 @@ py::tuple stats() {
 PYBIND11_MODULE(_native, m) {
     m.doc() = "Internal binding to the regclient Go library; use the regclient_ext package instead.";
     load_settings();
-    py::module_::import("atexit").attr("register")(py::cpp_function([] { exit_guard().begin_exit(); }));
+    // Sub-interpreters run their own atexit handlers when they end, which
+    // must not stop the main interpreter's threads.
+    if (PyInterpreterState_Get() == PyInterpreterState_Main()) {
+        exit_guard().reset();
+        py::module_::import("atexit").attr("register")(py::cpp_function([] { exit_guard().begin_exit(); }));
+    }
     m.def("loaded", &rcx::loaded, "Whether the Go library is loaded in this process.");
     m.def("library_path", &rcx::library_path, "Path of the Go library next to this module.");
     m.def("client_new", &client_new, py::arg("options"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import array
 import asyncio
 import json
 import os
@@ -227,6 +228,17 @@ def test_async_thousand_calls_bounded_threads(registry: Registry, fixture_layout
     assert max_threads <= threads_before + 1
 
 
+def queued_bytes(fd: int) -> int:
+    """Return how many bytes wait in a pipe."""
+    import fcntl
+    import termios
+
+    count = array.array("i", [0])
+    fcntl.ioctl(fd, termios.FIONREAD, count)
+    return count[0]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="AsyncClient waits on a thread per call on Windows")
 def test_reader_collects_bounded_bursts(registry: Registry, fixture_layout: LayoutReader, monkeypatch: pytest.MonkeyPatch) -> None:
     import regclient_ext._async as async_module
 
@@ -248,7 +260,9 @@ def test_reader_collects_bounded_bursts(registry: Registry, fixture_layout: Layo
             # Hold the loop while the calls finish, so their results arrive as one burst.
             tasks = [asyncio.create_task(client.get_image_config(f"{registry.host}/testrepo:v1", platform="linux/amd64")) for _ in range(300)]
             await asyncio.sleep(0)
-            time.sleep(1.0)
+            deadline = time.monotonic() + 30
+            while queued_bytes(client._read_fd) < 300 * 8 and time.monotonic() < deadline:
+                time.sleep(0.01)
             return list(await asyncio.gather(*tasks))
 
     results = asyncio.run(main())
@@ -656,7 +670,9 @@ def test_module_functions_stop_spinning() -> None:
             pass
     server.stop()
     """
-    figures = spin_diagnostics(script)
+    # A 10 ms budget leaves the parse calls room on a busy machine, and is
+    # still far below the server's 50 ms.
+    figures = spin_diagnostics(script, REGCLIENT_EXT_SPIN_US="10000")
     assert figures["spin_waits"] - figures["spin_waits_finished"] == 1
 
 
@@ -687,7 +703,7 @@ def test_interrupted_call_stops_spinning() -> None:
         client.get_image_config(server.host + "/app:v1", timeout=10)
     except regclient_ext.NotFoundError:
         pass
-    print(regclient_ext.diagnostics()["spin_waits"] - before, file=sys.stderr)
+    print(regclient_ext.diagnostics()["spin_waits"] - before)
     server.stop()
     """
     code = textwrap.dedent(
@@ -699,7 +715,7 @@ def test_interrupted_call_stops_spinning() -> None:
     ) + textwrap.dedent(script)
     result = run_python(code)
     assert result.returncode == 0, result.stderr
-    assert result.stderr.strip() == "0"
+    assert result.stdout.strip() == "0"
 
 
 def test_batch_of_one_does_not_spin() -> None:

@@ -123,6 +123,57 @@ def test_exit_with_daemon_threads_in_calls() -> None:
         assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_forked_child_exits_while_parent_calls() -> None:
+    # The child copies the exit guard's state from threads it does not have.
+    script = textwrap.dedent(
+        f"""
+        import os, sys, threading, time
+        import regclient_ext
+        client = regclient_ext.Client(docker_config=False)
+
+        def loop():
+            while True:
+                client.get_image_config({V1!r}, platform="linux/amd64")
+
+        for _ in range(4):
+            threading.Thread(target=loop, daemon=True).start()
+        for _ in range(10):
+            time.sleep(0.02)
+            pid = os.fork()
+            if pid == 0:
+                sys.exit(0)
+            _, status = os.waitpid(pid, 0)
+            assert os.waitstatus_to_exitcode(status) == 0
+        print("ok")
+        """
+    )
+    result = run_python(script, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
+def test_atexit_handler_can_call() -> None:
+    # Registered before regclient_ext, so it runs after the package's own
+    # exit handler, on the thread that runs the exit.
+    script = textwrap.dedent(
+        f"""
+        import atexit
+
+        def last_call():
+            import regclient_ext
+            print(regclient_ext.get_image_config({V1!r}, platform="linux/amd64")["architecture"])
+
+        atexit.register(last_call)
+        import regclient_ext
+        regclient_ext.get_image_config({V1!r}, platform="linux/amd64")
+        """
+    )
+    result = run_python(script, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "amd64"
+
+
 def test_cli_prints_config_from_ocidir() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "regclient_ext", "config", V1, "--platform", "linux/arm64"], capture_output=True, text=True, timeout=60
