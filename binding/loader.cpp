@@ -22,6 +22,7 @@ std::once_flag load_once;
 Api loaded_api{};
 bool is_loaded = false;
 long loaded_pid = 0;
+int64_t spin_budget_us = 0;
 
 long current_pid() {
 #ifdef _WIN32
@@ -96,6 +97,8 @@ void load() {
     loaded_api.buffer_free = reinterpret_cast<void (*)(void *)>(resolve<FreeFunctionFn>(handle, "rcx_free_function")());
     loaded_api.submit_fd = resolve<SubmitFdFn>(handle, "rcx_submit_fd")();
     if (loaded_api.submit_fd < 0) throw std::runtime_error("the Go library could not make its submit pipe");
+    loaded_api.submit_poll_stats = resolve<SubmitPollStatsFn>(handle, "rcx_submit_poll_stats");
+    resolve<SetSpinBudgetFn>(handle, "rcx_set_spin_budget")(spin_budget_us);
 #endif
     loaded_pid = current_pid();
     is_loaded = true;
@@ -110,6 +113,8 @@ const Api &api() {
 }
 
 bool loaded() { return is_loaded; }
+
+void set_spin_budget_us(int64_t us) { spin_budget_us = us; }
 
 bool forked_after_load() { return is_loaded && loaded_pid != current_pid(); }
 

@@ -18,6 +18,9 @@ bool loaded();
 // forked child has no Go threads, so any call into Go would hang.
 bool forked_after_load();
 
+// Set the spin budget in microseconds that the library gets when it loads.
+void set_spin_budget_us(int64_t us);
+
 // Full path of the Go library, next to this extension module.
 std::string library_path();
 

@@ -675,13 +675,15 @@ int64_t native_operations() { return live_slots.load(); }
 
 void forget_client(uintptr_t client) { spin_wait().forget(client); }
 
-void load_settings() { spin_wait(); }
+void load_settings() { rcx::set_spin_budget_us(spin_wait().budget_us()); }
 
 py::tuple spin_stats() {
     const SpinWait &spin = spin_wait();
     // A forked child makes no calls; the counts it copied are the parent's.
-    if (rcx::forked_after_load()) return py::make_tuple(spin.budget_us(), 0, 0);
-    return py::make_tuple(spin.budget_us(), spin.waits(), spin.finished());
+    if (rcx::forked_after_load()) return py::make_tuple(spin.budget_us(), 0, 0, 0, 0);
+    int64_t polls = 0, polls_finished = 0;
+    if (rcx::loaded()) rcx::api().submit_poll_stats(&polls, &polls_finished);
+    return py::make_tuple(spin.budget_us(), spin.waits(), spin.finished(), polls, polls_finished);
 }
 
 #else
@@ -760,7 +762,7 @@ void forget_client(uintptr_t) {}
 void load_settings() {}
 
 // Calls on Windows sleep in op_wait and never spin.
-py::tuple spin_stats() { return py::make_tuple(0, 0, 0); }
+py::tuple spin_stats() { return py::make_tuple(0, 0, 0, 0, 0); }
 #endif
 
 // Run one request to completion and return (ok, envelope, body).
@@ -821,5 +823,6 @@ PYBIND11_MODULE(_native, m) {
     m.def("preload", &preload, "Load the Go library now instead of on the first call.");
     m.def("stats", &stats, "Return the numbers of live clients and operations, and Go's GOMAXPROCS (0 before loading).");
     m.def("spin_stats", &spin_stats,
-          "Return the spin budget in microseconds, the calls that spun, and those whose result arrived while spinning.");
+          "Return the spin budget in microseconds, the calls that spun, those whose result arrived while spinning, "
+          "Go's polls for a next request and those that found one.");
 }

@@ -48,6 +48,8 @@ using SlotSizeFn = size_t (*)();
 using SubmitFdFn = int (*)();
 using SlotCancelFn = void (*)(uint64_t id);
 using FreeFunctionFn = void *(*)();
+using SetSpinBudgetFn = void (*)(int64_t us);
+using SubmitPollStatsFn = void (*)(int64_t *polls, int64_t *finished);
 #endif
 
 // Api contains the resolved entry points of a loaded Go library.
@@ -67,6 +69,7 @@ struct Api {
     void (*buffer_free)(void *);
     // Write end of the pipe that takes slot addresses.
     int submit_fd;
+    SubmitPollStatsFn submit_poll_stats;
 #endif
 };
 

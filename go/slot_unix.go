@@ -101,6 +101,7 @@ func rcx_submit_fd() (fd C.int) {
 			return
 		}
 		submitFd = fds[1]
+		submitReadFd = fds[0]
 		go readSubmissions(os.NewFile(uintptr(fds[0]), "rcx-submit"))
 	})
 	return C.int(submitFd)
@@ -136,11 +137,16 @@ func readSubmissions(pipe *os.File) {
 		}
 		n += pending
 		whole := n - n%slotRecordSize
-		for off := 0; off < whole; off += slotRecordSize {
-			addr := uintptr(binary.NativeEndian.Uint64(buf[off:]))
-			startSlot((*C.rcx_slot)(unsafe.Pointer(addr)))
-		}
+		startRecords(buf[:whole])
 		pending = copy(buf, buf[whole:n])
+	}
+}
+
+// startRecords starts the slot that each whole record in buf addresses.
+func startRecords(buf []byte) {
+	for off := 0; off+slotRecordSize <= len(buf); off += slotRecordSize {
+		addr := uintptr(binary.NativeEndian.Uint64(buf[off:]))
+		startSlot((*C.rcx_slot)(unsafe.Pointer(addr)))
 	}
 }
 
@@ -157,11 +163,13 @@ func startSlot(s *C.rcx_slot) {
 	if atomic.LoadInt32((*int32)(unsafe.Pointer(&s.cancelled))) != 0 {
 		op.cancel()
 	}
+	began := time.Now()
 	go func() {
 		if op.ctx != nil {
 			op.run(op.ctx, op.req)
 		}
 		finishSlot(s, id, op)
+		pollAfterCall(time.Since(began))
 	}()
 }
 

@@ -603,7 +603,7 @@ def test_abandon_gives_up_on_closed_pipe() -> None:
 
 
 def spin_diagnostics(script: str, **env: str) -> dict[str, int]:
-    """Run script after loading the Go runtime; return the spin figures of diagnostics()."""
+    """Run script after loading the Go runtime; return the spin and submit-poll figures of diagnostics()."""
     code = textwrap.dedent(
         f"""
         import json, sys
@@ -614,7 +614,7 @@ def spin_diagnostics(script: str, **env: str) -> dict[str, int]:
     ) + textwrap.dedent(script) + textwrap.dedent(
         """
         diagnostics = regclient_ext.diagnostics()
-        print(json.dumps({key: value for key, value in diagnostics.items() if key.startswith("spin_")}))
+        print(json.dumps({key: value for key, value in diagnostics.items() if key.startswith(("spin_", "submit_"))}))
         """
     )
     environment = {key: value for key, value in os.environ.items() if key != "REGCLIENT_EXT_SPIN_US"} | env
@@ -635,6 +635,9 @@ def test_fast_calls_finish_while_spinning() -> None:
     assert figures["spin_budget_us"] == 10000
     assert 10 <= figures["spin_waits"] <= 20
     assert figures["spin_waits_finished"] >= 10
+    # Go polls for 2 ms after each fast call, and the next one comes sooner.
+    assert 10 <= figures["submit_polls"] <= 20
+    assert figures["submit_polls_finished"] >= 10
 
 
 def test_slow_calls_stop_spinning() -> None:
@@ -655,6 +658,7 @@ def test_slow_calls_stop_spinning() -> None:
     assert figures["spin_budget_us"] == 1000
     assert figures["spin_waits"] == 1
     assert figures["spin_waits_finished"] == 0
+    assert figures["submit_polls"] == 0
 
 
 def test_module_functions_stop_spinning() -> None:
@@ -750,3 +754,4 @@ def test_spin_budget_variable(value: str, budget: int) -> None:
     assert figures["spin_budget_us"] == budget
     if budget == 0:
         assert figures["spin_waits"] == 0
+        assert figures["submit_polls"] == 0

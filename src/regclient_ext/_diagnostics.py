@@ -19,10 +19,12 @@ def diagnostics() -> dict[str, int | bool]:
     ``spin_budget_us`` is how long a lone synchronous call polls for its
     result before it sleeps (0: never). ``spin_waits`` counts the calls
     that polled, and ``spin_waits_finished`` those whose result arrived
-    while they polled.
+    while they polled. After a fast call, Go polls for the next request
+    for a fifth of that time: ``submit_polls`` counts those polls, and
+    ``submit_polls_finished`` those that found a request.
     """
     clients, operations, procs = _native.stats()
-    spin_budget_us, spin_waits, spin_waits_finished = _native.spin_stats()
+    spin_budget_us, spin_waits, spin_waits_finished, submit_polls, submit_polls_finished = _native.spin_stats()
     return {
         "go_loaded": _native.loaded(),
         "clients": clients,
@@ -31,6 +33,8 @@ def diagnostics() -> dict[str, int | bool]:
         "spin_budget_us": spin_budget_us,
         "spin_waits": spin_waits,
         "spin_waits_finished": spin_waits_finished,
+        "submit_polls": submit_polls,
+        "submit_polls_finished": submit_polls_finished,
     }
 
 
