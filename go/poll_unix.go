@@ -34,6 +34,9 @@ var (
 	submitPollsFinished atomic.Int64
 	// submitReadFd is the non-blocking read end of the submit pipe.
 	submitReadFd = -1
+	// slotsStarted counts started slots, so a poll ends as soon as
+	// readSubmissions starts one instead.
+	slotsStarted atomic.Int64
 )
 
 // rcx_set_spin_budget sets the spin budget in microseconds.
@@ -53,12 +56,17 @@ func rcx_submit_poll_stats(polls, finished *C.int64_t) {
 }
 
 // pollAfterCall polls for the next request if the call that just finished
-// took no longer than the spin budget and no other call runs.
+// took no longer than the spin budget and no other call runs. It stops as
+// soon as any slot starts, including one that readSubmissions read, so it
+// never spins beside a running call.
 func pollAfterCall(took time.Duration) {
 	budget := time.Duration(spinBudget.Load())
 	if budget == 0 || took > budget || submitReadFd < 0 {
 		return
 	}
+	// Loaded before the idle check. A slot that starts after the check is
+	// counted after it is in runningSlots, so the loop below detects it.
+	started := slotsStarted.Load()
 	runningSlotsMu.Lock()
 	idle := len(runningSlots) == 0
 	runningSlotsMu.Unlock()
@@ -73,7 +81,7 @@ func pollAfterCall(took time.Duration) {
 	// splits one, and readSubmissions can read the same pipe meanwhile.
 	var buf [slotRecordSize * 64]byte
 	deadline := time.Now().Add(budget / 5)
-	for time.Now().Before(deadline) {
+	for time.Now().Before(deadline) && slotsStarted.Load() == started {
 		n, err := syscall.Read(submitReadFd, buf[:])
 		if n > 0 {
 			submitPollsFinished.Add(1)

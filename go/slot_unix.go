@@ -123,7 +123,11 @@ func rcx_slot_cancel(id C.uint64_t) {
 }
 
 // readSubmissions starts an operation for every slot address read from
-// the submit pipe. It runs for the life of the process.
+// the submit pipe. It runs for the life of the process. pollAfterCall
+// reads the same pipe at times. Each record is written in one atomic write
+// and both read whole multiples of the record size, so neither ever gets
+// part of a record and pending stays 0. It is kept in case a read ever
+// returns a partial record.
 func readSubmissions(pipe *os.File) {
 	buf := make([]byte, slotRecordSize*512)
 	pending := 0
@@ -159,6 +163,8 @@ func startSlot(s *C.rcx_slot) {
 	runningSlotsMu.Lock()
 	runningSlots[id] = op
 	runningSlotsMu.Unlock()
+	// Counted after the slot is in runningSlots, as pollAfterCall expects.
+	slotsStarted.Add(1)
 	// A cancel that found no operation in runningSlots set this flag first.
 	if atomic.LoadInt32((*int32)(unsafe.Pointer(&s.cancelled))) != 0 {
 		op.cancel()
