@@ -236,7 +236,7 @@ void mark_cancelled(rcx::Slot *slot) { __atomic_store_n(&slot->cancelled, 1, __A
 bool slot_done(const rcx::Slot *slot) { return __atomic_load_n(&slot->done, __ATOMIC_ACQUIRE) != 0; }
 
 // Waking a thread that sleeps in poll() costs tens of microseconds on a
-// virtual machine whose idle CPUs halt, a large part of a request to a
+// virtual machine whose idle CPUs halt, a noticeable share of a request to a
 // registry on the same host. So a lone synchronous call (not a batch)
 // first waits by checking its slot's done flag and yielding the CPU, for up
 // to the spin budget, and sleeps only after that. To keep calls to distant
@@ -441,7 +441,7 @@ WakePipe &wake_pipe() {
 // thread's pipe, so Go never writes to freed memory or a closed pipe.
 class Calls {
   public:
-    Calls(const rcx::Api &api, WakePipe &pipe) : api_(api), pipe_(pipe) {}
+    Calls(const rcx::Api &api, WakePipe &pipe, uintptr_t client) : api_(api), pipe_(pipe), client_(client) {}
     Calls(const Calls &) = delete;
     Calls &operator=(const Calls &) = delete;
     ~Calls() {
@@ -474,9 +474,8 @@ class Calls {
         }
     }
 
-    void submit(uintptr_t client, const std::string &request) {
-        client_ = client;
-        rcx::Slot *slot = ::submit(api_, client, request, pipe_.write_fd());
+    void submit(const std::string &request) {
+        rcx::Slot *slot = ::submit(api_, client_, request, pipe_.write_fd());
         order_.push_back(slot->id);
         slots_[slot->id] = slot;
         running_.insert(slot->id);
@@ -551,7 +550,7 @@ class Calls {
 
     const rcx::Api &api_;
     WakePipe &pipe_;
-    uintptr_t client_ = 0;
+    const uintptr_t client_;
     std::vector<uint64_t> order_;
     std::unordered_map<uint64_t, rcx::Slot *> slots_;
     std::unordered_set<uint64_t> running_;
@@ -561,8 +560,8 @@ class Calls {
 // input order. Called with the GIL, which it releases while it waits. With
 // spin set, a single request may spin before it sleeps.
 std::vector<py::tuple> run_requests(const rcx::Api &api, uintptr_t client, const std::vector<std::string> &requests, bool spin) {
-    Calls calls(api, wake_pipe());
-    for (const std::string &raw : requests) calls.submit(client, raw);
+    Calls calls(api, wake_pipe(), client);
+    for (const std::string &raw : requests) calls.submit(raw);
     calls.wait(spin);
     return calls.results();
 }

@@ -43,6 +43,7 @@ var (
 //
 //export rcx_set_spin_budget
 func rcx_set_spin_budget(us C.int64_t) {
+	defer recoverSilently()
 	spinBudget.Store(int64(us) * int64(time.Microsecond))
 }
 
@@ -51,6 +52,7 @@ func rcx_set_spin_budget(us C.int64_t) {
 //
 //export rcx_submit_poll_stats
 func rcx_submit_poll_stats(polls, finished *C.int64_t) {
+	defer recoverSilently()
 	*polls = C.int64_t(submitPolls.Load())
 	*finished = C.int64_t(submitPollsFinished.Load())
 }
@@ -76,9 +78,8 @@ func pollAfterCall(took time.Duration) {
 	defer pollingSubmissions.Store(false)
 	submitPolls.Add(1)
 
-	// The pipe only ever holds whole 8-byte records, because each write of
-	// one is atomic. A read into a buffer of whole records therefore never
-	// splits one, and readSubmissions can read the same pipe meanwhile.
+	// A read into a buffer of whole records never splits one (see
+	// readSubmissions), so both can read the pipe.
 	var buf [slotRecordSize * 64]byte
 	deadline := time.Now().Add(budget / 5)
 	for time.Now().Before(deadline) && slotsStarted.Load() == started {

@@ -123,26 +123,21 @@ func rcx_slot_cancel(id C.uint64_t) {
 }
 
 // readSubmissions starts an operation for every slot address read from
-// the submit pipe. It runs for the life of the process. pollAfterCall
-// reads the same pipe at times. Each record is written in one atomic write
-// and both read whole multiples of the record size, so neither ever gets
-// part of a record and pending stays 0. It is kept in case a read ever
-// returns a partial record.
+// the submit pipe. It runs for the life of the process, and pollAfterCall
+// reads the same pipe at times. The binding writes each record in one
+// write of 8 bytes, which a pipe keeps whole, and both readers read whole
+// multiples of 8 bytes, so no read returns part of a record.
 func readSubmissions(pipe *os.File) {
 	buf := make([]byte, slotRecordSize*512)
-	pending := 0
 	for {
-		n, err := pipe.Read(buf[pending:])
+		n, err := pipe.Read(buf)
 		if err != nil && n == 0 {
 			// The read end is never closed, so a failure is transient. The
 			// pause keeps a persistent one from spinning a CPU.
 			time.Sleep(10 * time.Millisecond)
 			continue
 		}
-		n += pending
-		whole := n - n%slotRecordSize
-		startRecords(buf[:whole])
-		pending = copy(buf, buf[whole:n])
+		startRecords(buf[:n])
 	}
 }
 

@@ -602,8 +602,12 @@ def test_abandon_gives_up_on_closed_pipe() -> None:
 # Spinning while a lone call waits
 
 
-def spin_diagnostics(script: str, **env: str) -> dict[str, int]:
-    """Run script after loading the Go runtime; return the spin and submit-poll figures of diagnostics()."""
+def run_spin_script(script: str, **env: str) -> str:
+    """Run script in a fresh interpreter that has imported regclient_ext and loaded Go; return its output.
+
+    The tests directory is on sys.path, and REGCLIENT_EXT_SPIN_US comes
+    only from env.
+    """
     code = textwrap.dedent(
         f"""
         import json, sys
@@ -611,23 +615,38 @@ def spin_diagnostics(script: str, **env: str) -> dict[str, int]:
         import regclient_ext
         regclient_ext._native.preload()
         """
-    ) + textwrap.dedent(script) + textwrap.dedent(
-        """
-        diagnostics = regclient_ext.diagnostics()
-        print(json.dumps({key: value for key, value in diagnostics.items() if key.startswith(("spin_", "submit_"))}))
-        """
-    )
+    ) + textwrap.dedent(script)
     environment = {key: value for key, value in os.environ.items() if key != "REGCLIENT_EXT_SPIN_US"} | env
     result = run_python(code, env=environment)
     assert result.returncode == 0, result.stderr
-    return dict(json.loads(result.stdout))
+    return result.stdout
 
 
-LAYOUT_CALLS = f"""
+def spin_diagnostics(script: str, **env: str) -> dict[str, int]:
+    """Run script as run_spin_script does; return the spin and submit-poll figures of diagnostics() after it."""
+    output = run_spin_script(
+        textwrap.dedent(script)
+        + textwrap.dedent(
+            """
+            diagnostics = regclient_ext.diagnostics()
+            print(json.dumps({key: value for key, value in diagnostics.items() if key.startswith(("spin_", "submit_"))}))
+            """
+        ),
+        **env,
+    )
+    return dict(json.loads(output))
+
+
+def layout_calls(count: int) -> str:
+    """Return a script that makes count calls on one Client to the fixture layout."""
+    return f"""
 client = regclient_ext.Client(docker_config=False)
-for _ in range(20):
+for _ in range({count}):
     client.get_image_config("ocidir://{FIXTURE_LAYOUT}:v1", platform="linux/amd64")
 """
+
+
+LAYOUT_CALLS = layout_calls(20)
 
 
 def test_fast_calls_finish_while_spinning() -> None:
@@ -635,12 +654,7 @@ def test_fast_calls_finish_while_spinning() -> None:
     # budget, and each comes well within the 2 ms that Go polls after the
     # one before. A loaded machine can still deschedule a spinning thread
     # past its budget, so only some of them must be caught.
-    script = f"""
-    client = regclient_ext.Client(docker_config=False)
-    for _ in range(100):
-        client.get_image_config("ocidir://{FIXTURE_LAYOUT}:v1", platform="linux/amd64")
-    """
-    figures = spin_diagnostics(script, REGCLIENT_EXT_SPIN_US="10000")
+    figures = spin_diagnostics(layout_calls(100), REGCLIENT_EXT_SPIN_US="10000")
     assert figures["spin_budget_us"] == 10000
     assert 1 <= figures["spin_waits"] <= 100
     assert 1 <= figures["spin_waits_finished"] <= figures["spin_waits"]
@@ -718,16 +732,7 @@ def test_interrupted_call_stops_spinning() -> None:
     print(regclient_ext.diagnostics()["spin_waits"] - before)
     server.stop()
     """
-    code = textwrap.dedent(
-        f"""
-        import sys
-        sys.path.insert(0, {str(Path(__file__).parent)!r})
-        import regclient_ext
-        """
-    ) + textwrap.dedent(script)
-    result = run_python(code)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "0"
+    assert run_spin_script(script).strip() == "0"
 
 
 def test_batch_of_one_does_not_spin() -> None:

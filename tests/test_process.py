@@ -99,22 +99,30 @@ def test_fork_after_load_raises_fork_error() -> None:
     assert result.stdout.strip() == "0"
 
 
+# Starts four daemon threads that make calls until the process ends.
+CALLING_THREADS = textwrap.dedent(
+    f"""
+    import threading
+    import regclient_ext
+    client = regclient_ext.Client(docker_config=False)
+
+    def loop():
+        while True:
+            client.get_image_config({V1!r}, platform="linux/amd64")
+
+    for _ in range(4):
+        threading.Thread(target=loop, daemon=True).start()
+    """
+)
+
+
 def test_exit_with_daemon_threads_in_calls() -> None:
     # Daemon threads are in calls, with the GIL released, when the
     # interpreter exits. CPython ends such a thread with pthread_exit when it
     # retakes the GIL, which aborted the process from a C++ destructor.
-    script = textwrap.dedent(
-        f"""
-        import threading, time
-        import regclient_ext
-        client = regclient_ext.Client(docker_config=False)
-
-        def loop():
-            while True:
-                client.get_image_config({V1!r}, platform="linux/amd64")
-
-        for _ in range(4):
-            threading.Thread(target=loop, daemon=True).start()
+    script = CALLING_THREADS + textwrap.dedent(
+        """
+        import time
         time.sleep(0.3)
         """
     )
@@ -126,18 +134,9 @@ def test_exit_with_daemon_threads_in_calls() -> None:
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_forked_child_exits_while_parent_calls() -> None:
     # The child copies the exit guard's state from threads it does not have.
-    script = textwrap.dedent(
-        f"""
-        import os, sys, threading, time
-        import regclient_ext
-        client = regclient_ext.Client(docker_config=False)
-
-        def loop():
-            while True:
-                client.get_image_config({V1!r}, platform="linux/amd64")
-
-        for _ in range(4):
-            threading.Thread(target=loop, daemon=True).start()
+    script = CALLING_THREADS + textwrap.dedent(
+        """
+        import os, sys, time
         for _ in range(10):
             time.sleep(0.02)
             pid = os.fork()
