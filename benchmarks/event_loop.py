@@ -10,14 +10,17 @@ handle, and adds the decode.
 Two things stretch a step that are not the step's own work: a pause of
 Python's garbage collector, which any allocation may start, and the
 operating system running another thread on the CPU. The figures therefore
-also give each call's time less the collector's pauses within it, and the
-thread CPU time of the longest call.
+also give each call's time less the collector's pauses within it, the
+thread CPU time of the longest call, and the thread's context switches
+within each step (Linux only): a voluntary one means the step waited for
+something, an involuntary one that the operating system preempted it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import resource
 import statistics
 import time
 from collections.abc import Callable
@@ -31,47 +34,79 @@ from fetchers import Target, make_client
 from measure import Figure
 
 
+@dataclass(frozen=True)
+class Step:
+    """One timed step: wall-clock bounds, thread CPU time, and the thread's context switches within it."""
+
+    begin: float
+    end: float
+    cpu: float
+    waits: int
+    preemptions: int
+
+    @property
+    def wall(self) -> float:
+        return self.end - self.begin
+
+
+class StepTimer:
+    """A timer of one step on the current thread: ``with StepTimer() as timer: ...``, then read ``timer.step``."""
+
+    def __enter__(self) -> StepTimer:
+        self._usage = resource.getrusage(resource.RUSAGE_THREAD)
+        self._cpu = time.thread_time()
+        self._begin = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        end = time.perf_counter()
+        cpu = time.thread_time() - self._cpu
+        usage = resource.getrusage(resource.RUSAGE_THREAD)
+        self.step = Step(self._begin, end, cpu, usage.ru_nvcsw - self._usage.ru_nvcsw, usage.ru_nivcsw - self._usage.ru_nivcsw)
+
+
 @dataclass
 class LoopBlocking:
-    """Seconds spent in each timed step, keyed by operation handle or by asyncio task.
+    """The timed steps of every call, keyed by operation handle or by asyncio task.
 
-    ``native_calls`` keeps (wall, thread CPU) seconds of every start and
-    finish call, to tell work from waiting.
+    ``native_calls`` keeps every start and finish call, to tell work from
+    waiting.
     """
 
-    start: dict[int, float] = field(default_factory=dict)
-    finish: dict[int, float] = field(default_factory=dict)
-    decode: dict[asyncio.Task[Any], float] = field(default_factory=dict)
     operation_of_task: dict[asyncio.Task[Any], int] = field(default_factory=dict)
     reader_callbacks: list[float] = field(default_factory=list)
-    native_calls: list[tuple[float, float]] = field(default_factory=list)
-    # (begin, end, thread CPU) of every step of a call, and the garbage collector's pauses as (begin, end).
-    steps_of_task: dict[asyncio.Task[Any], list[tuple[float, float, float]]] = field(default_factory=dict)
-    finish_steps: dict[int, tuple[float, float, float]] = field(default_factory=dict)
+    native_calls: list[Step] = field(default_factory=list)
+    # The start, decode and finish steps of every call, and the garbage collector's pauses as (begin, end).
+    steps_of_task: dict[asyncio.Task[Any], list[Step]] = field(default_factory=dict)
+    finish_steps: dict[int, Step] = field(default_factory=dict)
     gc_pauses: list[tuple[float, float]] = field(default_factory=list)
 
     def clear(self) -> None:
-        for steps in (self.start, self.finish, self.decode, self.operation_of_task, self.steps_of_task, self.finish_steps):
+        for steps in (self.operation_of_task, self.steps_of_task, self.finish_steps):
             steps.clear()
         self.reader_callbacks.clear()
         self.native_calls.clear()
         self.gc_pauses.clear()
 
     def per_call_ms(self) -> list[float]:
-        return [(self.start[operation] + self.finish[operation] + self.decode[task]) * 1000 for task, operation in self.operation_of_task.items()]
+        return [sum(step.wall for step in steps) * 1000 for steps in self.steps_of_task.values()]
 
     def per_call_without_gc_ms(self) -> list[float]:
         """Return each call's blocked time less the garbage collector's pauses within its steps."""
-        return [sum(end - begin - self.gc_time(begin, end) for begin, end, _ in steps) * 1000 for steps in self.steps_of_task.values()]
+        return [sum(step.wall - self.gc_time(step) for step in steps) * 1000 for steps in self.steps_of_task.values()]
+
+    def per_call_cpu_without_gc_ms(self) -> list[float]:
+        """Return each call's thread CPU time less the garbage collector's pauses within its steps: the call's own work."""
+        return [sum(max(0.0, step.cpu - self.gc_time(step)) for step in steps) * 1000 for steps in self.steps_of_task.values()]
 
     def longest_call_cpu_ms(self) -> tuple[float, float]:
         """Return the maximum blocked time of a call and the thread CPU time within that call."""
-        totals = [(sum(end - begin for begin, end, _ in steps), sum(cpu for _, _, cpu in steps)) for steps in self.steps_of_task.values()]
+        totals = [(sum(step.wall for step in steps), sum(step.cpu for step in steps)) for steps in self.steps_of_task.values()]
         wall, cpu = max(totals)
         return wall * 1000, cpu * 1000
 
-    def gc_time(self, begin: float, end: float) -> float:
-        return sum(max(0.0, min(end, pause_end) - max(begin, pause_begin)) for pause_begin, pause_end in self.gc_pauses)
+    def gc_time(self, step: Step) -> float:
+        return sum(max(0.0, min(step.end, pause_end) - max(step.begin, pause_begin)) for pause_begin, pause_end in self.gc_pauses)
 
 
 class GcPauses:
@@ -99,40 +134,35 @@ class TimedNative:
         return getattr(self.native, name)
 
     def start(self, client: int, request: bytes, notify_fd: int) -> Any:
-        begin, cpu_begin = time.perf_counter(), time.thread_time()
-        operation = self.native.start(client, request, notify_fd)
-        elapsed, cpu = time.perf_counter() - begin, time.thread_time() - cpu_begin
-        self.timings.native_calls.append((elapsed, cpu))
+        with StepTimer() as timer:
+            operation = self.native.start(client, request, notify_fd)
+        self.timings.native_calls.append(timer.step)
         if operation is not None:
-            self.timings.start[operation] = elapsed
             task = asyncio.current_task()
             assert task is not None
             self.timings.operation_of_task[task] = operation
-            self.timings.steps_of_task.setdefault(task, []).append((begin, begin + elapsed, cpu))
+            self.timings.steps_of_task.setdefault(task, []).append(timer.step)
         return operation
 
     def finish(self, operation: int) -> Any:
-        begin, cpu_begin = time.perf_counter(), time.thread_time()
-        result = self.native.finish(operation)
-        elapsed, cpu = time.perf_counter() - begin, time.thread_time() - cpu_begin
-        self.timings.native_calls.append((elapsed, cpu))
-        self.timings.finish[operation] = elapsed
-        self.timings.finish_steps[operation] = (begin, begin + elapsed, cpu)
+        with StepTimer() as timer:
+            result = self.native.finish(operation)
+        self.timings.native_calls.append(timer.step)
+        self.timings.finish_steps[operation] = timer.step
         return result
 
 
 def timed_decode(decode: Callable[[Any], Any], timings: LoopBlocking) -> Callable[[Any], Any]:
     def wrapper(result: Any) -> Any:
-        begin, cpu_begin = time.perf_counter(), time.thread_time()
+        timer = StepTimer()
         try:
-            return decode(result)
+            with timer:
+                return decode(result)
         finally:
-            end = time.perf_counter()
             task = asyncio.current_task()
             assert task is not None
-            timings.decode[task] = end - begin
             steps = timings.steps_of_task.setdefault(task, [])
-            steps.append((begin, end, time.thread_time() - cpu_begin))
+            steps.append(timer.step)
             # The finish step ran in the pipe reader, before this task resumed.
             operation = timings.operation_of_task.get(task)
             if operation in timings.finish_steps:
@@ -180,33 +210,44 @@ def run_concurrent_calls(target: Target, expected: Any, calls: int) -> LoopBlock
         raise RuntimeError(f"{wrong} of {calls} async fetches returned a config that differs from the fixture layout's")
     if len(timings.operation_of_task) != calls:
         raise RuntimeError(f"timed {len(timings.operation_of_task)} of {calls} calls: the others bypassed _native.start")
+    incomplete = sum(1 for steps in timings.steps_of_task.values() if len(steps) != 3)
+    if incomplete:
+        raise RuntimeError(f"{incomplete} of {calls} calls lack a start, finish or decode step")
     return timings
 
 
-def measure_loop_blocking(target: Target, expected: Any, calls: int, runs: int) -> dict[str, Figure]:
-    """Measure ``runs`` runs of ``calls`` concurrent fetches and return the blocking figures over all calls, in ms.
+def measure_loop_blocking(target: Target, expected: Any, calls: int, runs: int) -> dict[str, Figure | str]:
+    """Measure ``runs`` runs of ``calls`` concurrent fetches and return the blocking figures over all calls.
 
-    blocked_p50, blocked_p99 and blocked_max are per call. reader_max is
-    the longest pipe-reader callback. native_max is the longest single
-    start or finish call, and native_max_cpu the thread CPU time within it.
+    Times are in ms. blocked_p50, blocked_p99 and blocked_max are per call.
+    cpu_max_without_gc is the maximum thread CPU time a call spent outside
+    the collector's pauses. reader_max is the longest pipe-reader
+    callback. native_max is the longest single start or finish call, and
+    native_max_cpu the thread CPU time within it. steps_waited and
+    steps_preempted count the steps (start, finish and decode) with a
+    voluntary or an involuntary context switch.
     """
     per_call: list[float] = []
     without_gc: list[float] = []
+    cpu_without_gc: list[float] = []
     longest_calls: list[tuple[float, float]] = []
     gc_pauses: list[float] = []
     reader_callbacks: list[float] = []
-    native_calls: list[tuple[float, float]] = []
+    native_calls: list[Step] = []
+    steps: list[Step] = []
     for _ in range(runs):
         timings = run_concurrent_calls(target, expected, calls)
         per_call += timings.per_call_ms()
         without_gc += timings.per_call_without_gc_ms()
+        cpu_without_gc += timings.per_call_cpu_without_gc_ms()
         longest_calls.append(timings.longest_call_cpu_ms())
         gc_pauses += [(end - begin) * 1000 for begin, end in timings.gc_pauses]
         reader_callbacks += timings.reader_callbacks
         native_calls += timings.native_calls
+        steps += [step for call_steps in timings.steps_of_task.values() for step in call_steps]
 
     percentiles = statistics.quantiles(per_call, n=100, method="inclusive")
-    longest_wall, longest_cpu = max(native_calls)
+    longest = max(native_calls, key=lambda step: step.wall)
     return {
         "blocked_p50": single_figure(percentiles[49]),
         "blocked_p99": single_figure(percentiles[98]),
@@ -214,9 +255,12 @@ def measure_loop_blocking(target: Target, expected: Any, calls: int, runs: int) 
         "blocked_max_cpu": single_figure(max(longest_calls)[1]),
         "gc_max": single_figure(max(gc_pauses, default=0.0)),
         "blocked_max_without_gc": single_figure(max(without_gc)),
+        "cpu_max_without_gc": single_figure(max(cpu_without_gc)),
         "reader_max": single_figure(max(reader_callbacks) * 1000),
-        "native_max": single_figure(longest_wall * 1000),
-        "native_max_cpu": single_figure(longest_cpu * 1000),
+        "native_max": single_figure(longest.wall * 1000),
+        "native_max_cpu": single_figure(longest.cpu * 1000),
+        "steps_waited": f"{sum(1 for step in steps if step.waits)} of {len(steps)}",
+        "steps_preempted": f"{sum(1 for step in steps if step.preemptions)} of {len(steps)}",
     }
 
 

@@ -122,9 +122,12 @@ LOOP_ROWS = [
     ("blocked_max_cpu", "thread CPU time within that longest call", "ms"),
     ("gc_max", "longest pause of Python's garbage collector during the calls", "ms"),
     ("blocked_max_without_gc", "event loop blocked per call less the collector's pauses in it, max", "ms"),
+    ("cpu_max_without_gc", "thread CPU time per call less the collector's pauses in it, max (the call's own work)", "ms"),
     ("reader_max", "longest pipe-reader callback (finishes many calls at once)", "ms"),
     ("native_max", "longest single _native.start or _native.finish", "ms"),
     ("native_max_cpu", "thread CPU time within that longest call", "ms"),
+    ("steps_waited", "steps (start, finish, decode) that waited: a voluntary context switch", "steps"),
+    ("steps_preempted", "steps that the OS preempted: an involuntary context switch", "steps"),
 ]
 Row = tuple[str, str, str]
 
