@@ -547,6 +547,23 @@ def test_aclose_after_loop_closed() -> None:
     assert regclient_ext.diagnostics()["operations"] == 0
 
 
+def test_aclose_while_loop_stopped() -> None:
+    server = StallingServer(delay=None)
+    loop = asyncio.new_event_loop()
+    client = regclient_ext.AsyncClient(hosts=[regclient_ext.Host(server.host, tls="disabled")], docker_config=False)
+    tasks = [loop.create_task(client.get_image_config(f"{server.host}/app:{i}", timeout=30)) for i in range(3)]
+    try:
+        loop.run_until_complete(asyncio.sleep(0.3))
+        asyncio.run(asyncio.wait_for(client.aclose(), 10))
+        # The stopped loop runs again: its calls end instead of waiting forever.
+        done, _ = loop.run_until_complete(asyncio.wait(tasks, timeout=5))
+    finally:
+        loop.close()
+        server.stop()
+    assert len(done) == 3
+    assert all(type(task.exception()) is regclient_ext.ClientClosedError for task in tasks)
+
+
 def test_dropped_async_client_collected_while_loop_runs(registry: Registry) -> None:
     import gc
 

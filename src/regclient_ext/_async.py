@@ -78,8 +78,10 @@ class AsyncClient(BaseClient):
         """Cancel the calls still running, wait for the Go side to let go of them, and release the client.
 
         Awaited on another loop than the client's, it closes the client on
-        its own loop while that loop runs, and otherwise (the loop stopped
-        or closed) leaves the calls still due to finish in the background.
+        its own loop while that loop runs. Otherwise (the loop stopped or
+        closed) it leaves the Go side of the calls to finish in the
+        background, and the calls awaited on a stopped loop raise
+        ClientClosedError once that loop runs again.
         """
         self._closing = True
         own = self._loop
@@ -87,8 +89,11 @@ class AsyncClient(BaseClient):
             if own.is_running():
                 await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self.aclose(), own))
                 return
+            futures = list(self._waiters.values())
             self._detach()
             self._free()
+            if futures and not own.is_closed():
+                own.call_soon_threadsafe(_fail_closed, futures)
             return
         while self._waiters:
             for operation in list(self._waiters):
@@ -193,6 +198,13 @@ def _collect_for(client_ref: weakref.ReferenceType[AsyncClient]) -> None:
     client = client_ref()
     if client is not None:
         client._collect()
+
+
+def _fail_closed(futures: list[asyncio.Future[tuple[bool, bytes, bytes]]]) -> None:
+    """Fail the calls that a stopped loop was awaiting when another loop closed their client."""
+    for future in futures:
+        if not future.done():
+            future.set_exception(ClientClosedError("the client was closed while the call ran; create a new one"))
 
 
 def _release(loop: asyncio.AbstractEventLoop | None, read_fd: int, write_fd: int, operations: list[int], pending: bytes) -> None:
