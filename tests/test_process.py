@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import regclient_ext
 from conftest import BASIC_PASSWORD, BASIC_USER, FIXTURE_LAYOUT, Registry, run_python
 from oci_layout import LayoutReader
 
@@ -31,6 +32,32 @@ def test_import_does_not_load_go() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "False"]
+
+
+def test_import_defers_heavy_modules() -> None:
+    result = run_python(
+        textwrap.dedent(
+            """
+            import sys
+            import regclient_ext
+            heavy = ("asyncio", "dataclasses", "json", "typing")
+            print(*(name in sys.modules for name in heavy))
+            print(regclient_ext.Host.__module__, regclient_ext.ImageInfo.__module__, regclient_ext.ImageConfig.__module__)
+            print(*(name in dir(regclient_ext) for name in ("AsyncClient", "Host", "ImageInfo", "RootFS")))
+            """
+        )
+    )
+    assert result.returncode == 0, result.stderr
+    deferred, modules, listed = result.stdout.splitlines()
+    # Each is imported on first use: asyncio by AsyncClient, json by the first call, the others by the names below.
+    assert deferred.split() == ["False"] * 4
+    assert modules.split() == ["regclient_ext._host", "regclient_ext._info", "regclient_ext.types"]
+    assert listed.split() == ["True"] * 4
+
+
+def test_unknown_attribute_raises() -> None:
+    with pytest.raises(AttributeError, match="no attribute 'Nothing'"):
+        regclient_ext.Nothing  # type: ignore[attr-defined]  # noqa: B018
 
 
 def test_first_call_loads_go() -> None:

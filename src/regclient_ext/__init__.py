@@ -7,14 +7,10 @@ package does not start the Go runtime; the first call does.
     >>> config = regclient_ext.get_image_config("ocidir://tests/data/regclient-testrepo:v1")
 """
 
-from typing import TYPE_CHECKING, Any
-
-from ._client import Client, ImageInfo
+from ._client import Client
 from ._default import get_image_config, inspect_image
 from ._diagnostics import diagnostics
-from ._host import Host
 from ._version import __version__
-from .types import ContainerConfig, History, ImageConfig, RootFS
 from .errors import (
     AuthenticationError,
     ClientClosedError,
@@ -36,18 +32,37 @@ from .errors import (
     UnsupportedMediaTypeError,
 )
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
     from ._async import AsyncClient
+    from ._host import Host
+    from ._info import ImageInfo
+    from .types import ContainerConfig, History, ImageConfig, RootFS
+
+# Names loaded on first use. AsyncClient needs asyncio, Host and ImageInfo dataclasses, and the
+# TypedDicts typing: each import takes longer than the rest of the package's (python -X importtime).
+_LAZY_NAMES = {
+    "AsyncClient": "_async",
+    "Host": "_host",
+    "ImageInfo": "_info",
+    "ContainerConfig": "types",
+    "History": "types",
+    "ImageConfig": "types",
+    "RootFS": "types",
+}
 
 
-def __getattr__(name: str) -> Any:
-    # AsyncClient needs asyncio, whose import costs more than this whole
-    # package; load it on first use.
-    if name == "AsyncClient":
-        from ._async import AsyncClient
+def __getattr__(name: str) -> object:
+    module = _LAZY_NAMES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'regclient_ext' has no attribute {name!r}")
+    value = getattr(__import__(module, globals(), None, [name], 1), name)
+    globals()[name] = value
+    return value
 
-        return AsyncClient
-    raise AttributeError(f"module 'regclient_ext' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY_NAMES))
 
 
 __all__ = [

@@ -16,7 +16,8 @@ from types import TracebackType
 from typing import Any
 
 from . import _native
-from ._client import BaseClient, ImageInfo
+from ._client import BaseClient
+from ._info import ImageInfo
 from .errors import ClientClosedError, RegclientError
 from .types import ImageConfig
 

@@ -6,24 +6,27 @@ from __future__ import annotations
 # 1 ms to the package's import (median of 80 paired runs, CPython 3.11 on
 # a 2-vCPU VM).
 import _thread
-import json
 import math
 import os
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, cast
 
 from . import _native
-from ._host import Host
 from ._validate import check_platform, check_timeout, require_str
 from .errors import ClientClosedError, InvalidContentError, InvalidReferenceError, RegclientError, error_from_record, mask_secrets
-from .types import ImageConfig
 
-__all__ = ["DEFAULT_CACHE_SIZE", "DEFAULT_TIMEOUT", "Client", "ImageInfo"]
+__all__ = ["DEFAULT_CACHE_SIZE", "DEFAULT_TIMEOUT", "Client"]
 
+# typing.TYPE_CHECKING without importing typing (type checkers take it as true). The modules below
+# load on first use (json on the first call), so importing the package stays light.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import logging
+    from collections.abc import Iterable, Sequence
+    from types import TracebackType
+    from typing import Any
+
+    from ._host import Host
+    from ._info import ImageInfo
+    from .types import ImageConfig
 
 _logger: logging.Logger | None = None
 
@@ -50,26 +53,6 @@ MAX_REFERENCE_LENGTH = 4096
 DEFAULT_CACHE_SIZE = 32 * 1024 * 1024
 
 
-@dataclass(frozen=True)
-class ImageInfo:
-    """Digests, media type, platforms and config of one platform of an image.
-
-    ``digest`` is what the reference resolves to, an index for a
-    multi-platform image. ``manifest_digest`` is the chosen platform's
-    manifest. ``platforms`` lists every platform in the index, attestation
-    entries excluded, and is empty for a single-platform image.
-    """
-
-    reference: str
-    digest: str
-    manifest_digest: str
-    config_digest: str
-    media_type: str
-    platform: str
-    config: ImageConfig = field(repr=False)
-    platforms: tuple[str, ...] = ()
-
-
 class BaseClient:
     """Options, the Go client handle and result decoding, shared by Client and AsyncClient."""
 
@@ -86,12 +69,18 @@ class BaseClient:
         allowed_registries: Iterable[str] | None = None,
         block_private_networks: bool = False,
     ) -> None:
-        if isinstance(hosts, (str, Host)):
+        import json
+
+        # A Host is not iterable, so passing one alone raises here too.
+        if isinstance(hosts, str) or not hasattr(hosts, "__iter__"):
             raise TypeError("hosts must be a sequence of Host objects")
         host_list = list(hosts)
-        for host in host_list:
-            if not isinstance(host, Host):
-                raise TypeError(f"hosts must contain Host objects, got {type(host).__name__}")
+        if host_list:
+            from ._host import Host
+
+            for host in host_list:
+                if not isinstance(host, Host):
+                    raise TypeError(f"hosts must contain Host objects, got {type(host).__name__}")
         names = [host.name.lower() for host in host_list]
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
@@ -155,11 +144,15 @@ class BaseClient:
             if not self._handle:
                 handle, error = _native.client_new(self._options)
                 if error is not None:
+                    import json
+
                     raise error_from_record(json.loads(error)["error"], self._secrets)
                 self._handle = handle
             return self._handle
 
     def _config_request(self, image: object, platform: object, timeout: object) -> bytes:
+        import json
+
         require_str("image", image)
         if len(image) > MAX_REFERENCE_LENGTH:  # type: ignore[arg-type]
             raise InvalidReferenceError(f"image reference is {len(image)} characters, more than the {MAX_REFERENCE_LENGTH} allowed")  # type: ignore[arg-type]
@@ -175,6 +168,8 @@ class BaseClient:
 
     def _decode(self, result: tuple[bool, bytes, bytes]) -> tuple[dict[str, Any], bytes]:
         """Log the records of a native result, then return its metadata and body or raise its error."""
+        import json
+
         ok, meta, body = result
         envelope = json.loads(meta)
         logger = get_logger()
@@ -192,6 +187,8 @@ class BaseClient:
         return _parse_config(body, meta)
 
     def _image_info(self, result: tuple[bool, bytes, bytes]) -> ImageInfo:
+        from ._info import ImageInfo
+
         meta, body = self._decode(result)
         return ImageInfo(
             reference=meta["reference"],
@@ -269,6 +266,8 @@ class Client(BaseClient):
 
     def _parse(self, image: str) -> dict[str, Any]:
         """Parse an image reference in Go; returns reference, registry and scheme."""
+        import json
+
         require_str("image", image)
         meta, _ = self._decode(self._call(json.dumps({"kind": "parse", "image": image}).encode()))
         return meta
@@ -279,8 +278,10 @@ class Client(BaseClient):
 
 def _parse_config(body: bytes, meta: dict[str, Any]) -> ImageConfig:
     """Parse a config that Go has checked is JSON; Python's parser has limits Go's lacks."""
+    import json
+
     try:
-        config = json.loads(body)
+        config: ImageConfig = json.loads(body)
     except (ValueError, RecursionError) as error:
         raise InvalidContentError(
             f"config {meta['config_digest']} of {meta['reference']} cannot be parsed in Python: {type(error).__name__}: {error}",
@@ -289,7 +290,7 @@ def _parse_config(body: bytes, meta: dict[str, Any]) -> ImageConfig:
         ) from None
     if not isinstance(config, dict):
         raise InvalidContentError(f"config {meta['config_digest']} of {meta['reference']} is not a JSON object", reference=meta["reference"], registry=meta["registry"])
-    return cast(ImageConfig, config)
+    return config
 
 
 def _docker_config_secrets() -> tuple[str, ...]:
@@ -297,6 +298,8 @@ def _docker_config_secrets() -> tuple[str, ...]:
     path = _docker_config_file()
     if not path:
         return ()
+    import json
+
     try:
         with open(path, encoding="utf-8") as file:
             auths = json.load(file).get("auths", {})
@@ -327,10 +330,12 @@ def _check_allowed_registries(allowed: Iterable[str] | None) -> list[str]:
     if isinstance(allowed, str):
         raise TypeError("allowed_registries must be a sequence of registry names, not a str")
     names = list(allowed)
-    for name in names:
-        Host(name)  # validates host[:port]
     if not names:
         raise ValueError("allowed_registries is empty, which would refuse every registry; pass None to allow all")
+    from ._host import Host
+
+    for name in names:
+        Host(name)  # validates host[:port]
     return names
 
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import _thread
-from collections import OrderedDict
-from typing import Any
 
-from ._client import DEFAULT_TIMEOUT, Client, ImageInfo
-from ._host import TLS_MODES, Host
+from ._client import DEFAULT_TIMEOUT, Client
 from ._validate import require_str
-from .types import ImageConfig
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from ._host import Host
+    from ._info import ImageInfo
+    from .types import ImageConfig
 
 __all__ = ["get_image_config", "inspect_image"]
 
@@ -19,7 +21,8 @@ MAX_CACHED_CLIENTS = 32
 
 _lock = _thread.allocate_lock()
 _default_client: Client | None = None
-_cached_clients: OrderedDict[tuple[Host, ...], Client] = OrderedDict()
+# A dict keeps insertion order, so popping and inserting again moves a key to the end.
+_cached_clients: dict[tuple[Host, ...], Client] = {}
 
 
 def shared_client(hosts: tuple[Host, ...] = ()) -> Client:
@@ -33,13 +36,15 @@ def shared_client(hosts: tuple[Host, ...] = ()) -> Client:
         client = _cached_clients.pop(hosts, None) or Client(hosts=hosts)
         _cached_clients[hosts] = client
         if len(_cached_clients) > MAX_CACHED_CLIENTS:
-            _, evicted = _cached_clients.popitem(last=False)
+            evicted = _cached_clients.pop(next(iter(_cached_clients)))
             evicted.close()
         return client
 
 
 def _hosts_for_call(image: str, username: str | None, password: str | None, tls_hostname: str | None, tls: str | None) -> tuple[Host, ...]:
     """Build the host entries that per-call credentials and a TLS mode ask for."""
+    from ._host import TLS_MODES, Host
+
     if tls is not None and tls not in TLS_MODES:
         raise ValueError(f"invalid tls {tls!r}: expected one of {', '.join(TLS_MODES)}")
     if username is None and password is None and tls is None:
