@@ -13,6 +13,7 @@ records a run.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -148,11 +149,23 @@ def attempt(run: Callable[[], T]) -> T | str:
 # Servers
 
 
-class DelayProxy:
-    """benchmarks/delay_proxy.py in its own process, in front of ``upstream``."""
+def build_delay_proxy() -> Path:
+    """Build benchmarks/delayproxy into build/bench-bin, reusing a binary built from the same source."""
+    source = BENCHMARKS / "delayproxy"
+    digest = hashlib.sha256((source / "go.mod").read_bytes() + (source / "main.go").read_bytes()).hexdigest()[:16]
+    binary = BENCH_BIN / f"delayproxy-{digest}"
+    if not binary.exists():
+        BENCH_BIN.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ, CGO_ENABLED="0", GOCACHE=str(GO_CACHE))
+        subprocess.run(["go", "build", "-trimpath", "-o", str(binary), "."], cwd=source, env=env, check=True)
+    return binary
 
-    def __init__(self, upstream: str, delay: float) -> None:
-        command = [sys.executable, str(BENCHMARKS / "delay_proxy.py"), upstream, str(delay)]
+
+class DelayProxy:
+    """The delaying proxy (benchmarks/delayproxy) in its own process, in front of ``upstream``."""
+
+    def __init__(self, binary: Path, upstream: str, delay: float) -> None:
+        command = [str(binary), upstream, str(delay)]
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert self.process.stdout is not None
         self.host = self.process.stdout.readline().strip()
@@ -406,12 +419,13 @@ def main() -> None:
     except (OSError, subprocess.CalledProcessError) as error:
         regctl = f"not available: building regctl failed: {error}"
 
+    proxy_binary = build_delay_proxy()
     workdir = Path(tempfile.mkdtemp(prefix="regclient-ext-bench-"))
     servers = start_registries(workdir)
     proxies: dict[str, DelayProxy] = {}
     try:
         for name, server in servers.items():
-            proxies[name] = DelayProxy(server.host, ADDED_LATENCY)
+            proxies[name] = DelayProxy(proxy_binary, server.host, ADDED_LATENCY)
         direct = {name: Target(server.host, REPOSITORY, TAG, PLATFORM) for name, server in servers.items()}
         delayed = {name: Target(proxy.host, REPOSITORY, TAG, PLATFORM) for name, proxy in proxies.items()}
 

@@ -1,0 +1,3 @@
+module regclient-ext/benchmarks/delayproxy
+
+go 1.26
