@@ -259,9 +259,16 @@ def measure_loop_blocking(target: Target, expected: Any, calls: int, runs: int) 
         "reader_max": single_figure(max(reader_callbacks) * 1000),
         "native_max": single_figure(longest.wall * 1000),
         "native_max_cpu": single_figure(longest.cpu * 1000),
-        "steps_waited": f"{sum(1 for step in steps if step.waits)} of {len(steps)}",
-        "steps_preempted": f"{sum(1 for step in steps if step.preemptions)} of {len(steps)}",
+        "steps_waited": count_steps([step for step in steps if step.waits], len(steps)),
+        "steps_preempted": count_steps([step for step in steps if step.preemptions], len(steps)),
     }
+
+
+def count_steps(selected: list[Step], total: int) -> str:
+    """Return "N of TOTAL", with the longest selected step's wall time."""
+    if not selected:
+        return f"0 of {total}"
+    return f"{len(selected)} of {total}, longest {max(step.wall for step in selected) * 1000:.3f} ms"
 
 
 def single_figure(milliseconds: float) -> Figure:
