@@ -25,8 +25,8 @@ def import_time(runs: int) -> tuple[Figure, Figure, Figure]:
 
     The commands alternate, and each added time is the median of the
     differences within a run, so a slow stretch of the machine hits all
-    three alike. asyncio is measured alone because AsyncClient imports it on
-first use.
+    three alike. asyncio is measured alone because AsyncClient imports it
+    on first use.
     """
     run_seconds("import regclient_ext")  # warm the page cache
     bare = []

@@ -512,6 +512,52 @@ def test_duplicate_hosts_rejected() -> None:
         regclient_ext.Client(hosts=[regclient_ext.Host("r.example.com"), regclient_ext.Host("R.example.com", tls="disabled")])
 
 
+def test_hosts_accepts_indexed_sequence() -> None:
+    class IndexedHosts:
+        """A sequence with only __getitem__, which iter() walks until IndexError."""
+
+        def __getitem__(self, index: int) -> regclient_ext.Host:
+            if index > 0:
+                raise IndexError(index)
+            return regclient_ext.Host("r.example.com")
+
+    client = regclient_ext.Client(hosts=IndexedHosts(), docker_config=False)  # type: ignore[arg-type]
+    assert "r.example.com" in repr(client)
+    client.close()
+
+
+@pytest.mark.parametrize("hosts", [regclient_ext.Host("r.example.com"), "r.example.com", None, 5])
+def test_hosts_rejects_non_sequence(hosts: object) -> None:
+    with pytest.raises(TypeError, match="hosts must be a sequence of Host objects"):
+        regclient_ext.Client(hosts=hosts)  # type: ignore[arg-type]
+
+
+def test_evicted_per_call_client_keeps_running_call() -> None:
+    # 32 other credential sets evict the running call's cached client.
+    slow = StallingServer(delay=1.0)  # responds 404 after 1 s
+    fast = StallingServer(delay=0.0)
+    errors: list[BaseException] = []
+
+    def slow_call() -> None:
+        try:
+            regclient_ext.get_image_config(f"{slow.host}/app:v1", username="slow", password="slow-password", tls="disabled", timeout=10)
+        except regclient_ext.RegclientError as error:
+            errors.append(error)
+
+    thread = threading.Thread(target=slow_call)
+    try:
+        thread.start()
+        time.sleep(0.3)
+        for index in range(32):
+            with pytest.raises(regclient_ext.NotFoundError):
+                regclient_ext.get_image_config(f"{fast.host}/app:v1", username="fast", password=f"password-{index}", tls="disabled", timeout=10)
+        thread.join(15)
+    finally:
+        slow.stop()
+        fast.stop()
+    assert [type(error) for error in errors] == [regclient_ext.NotFoundError]
+
+
 def test_password_needs_username() -> None:
     with pytest.raises(ValueError, match="needs a username"):
         regclient_ext.Host("r.example.com", password="secret")

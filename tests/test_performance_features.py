@@ -552,16 +552,57 @@ def test_aclose_while_loop_stopped() -> None:
     loop = asyncio.new_event_loop()
     client = regclient_ext.AsyncClient(hosts=[regclient_ext.Host(server.host, tls="disabled")], docker_config=False)
     tasks = [loop.create_task(client.get_image_config(f"{server.host}/app:{i}", timeout=30)) for i in range(3)]
+    batch = loop.create_task(client.get_image_configs([f"{server.host}/app:batch"], timeout=30, return_exceptions=True))
     try:
         loop.run_until_complete(asyncio.sleep(0.3))
+        own_close = loop.create_task(client.aclose())
+        loop.call_soon(loop.stop)  # the loop stops while its own aclose() waits for Go
+        loop.run_forever()
         asyncio.run(asyncio.wait_for(client.aclose(), 10))
-        # The stopped loop runs again: its calls end instead of waiting forever.
-        done, _ = loop.run_until_complete(asyncio.wait(tasks, timeout=5))
+        # The stopped loop runs again: its calls and its aclose() end instead of waiting forever.
+        done, _ = loop.run_until_complete(asyncio.wait([*tasks, batch, own_close], timeout=5))
     finally:
         loop.close()
         server.stop()
-    assert len(done) == 3
+    assert len(done) == 5
     assert all(type(task.exception()) is regclient_ext.ClientClosedError for task in tasks)
+    assert [type(error) for error in batch.result()] == [regclient_ext.ClientClosedError]
+    assert own_close.exception() is None
+
+
+def test_aclose_from_another_loop_that_stops() -> None:
+    server = StallingServer(delay=None)
+    loop = asyncio.new_event_loop()
+    client = regclient_ext.AsyncClient(hosts=[regclient_ext.Host(server.host, tls="disabled")], docker_config=False)
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    busy = threading.Event()
+
+    def busy_then_stop() -> None:
+        # The loop counts as running until this callback returns, so aclose() hands the close to it first.
+        busy.set()
+        time.sleep(0.5)
+        loop.stop()
+
+    try:
+        thread.start()
+        calls = [asyncio.run_coroutine_threadsafe(client.get_image_config(f"{server.host}/app:{i}", timeout=30), loop) for i in range(3)]
+        time.sleep(0.3)
+        loop.call_soon_threadsafe(busy_then_stop)
+        busy.wait(5)
+        began = time.monotonic()
+        asyncio.run(asyncio.wait_for(client.aclose(), 10))
+        elapsed = time.monotonic() - began
+        thread.join(5)
+        assert not thread.is_alive()
+        # Run the loop once more, as an application that restarts it would, so the calls can end.
+        loop.run_until_complete(asyncio.sleep(0.1))
+        errors = [call.exception(timeout=5) for call in calls]
+    finally:
+        loop.close()
+        server.stop()
+    assert elapsed < 5
+    assert repr(client).endswith("closed>")
+    assert all(type(error) is regclient_ext.ClientClosedError for error in errors)
 
 
 def test_dropped_async_client_collected_while_loop_runs(registry: Registry) -> None:

@@ -55,6 +55,12 @@ def test_import_defers_heavy_modules() -> None:
     assert listed.split() == ["True"] * 4
 
 
+def test_types_submodule_is_attribute() -> None:
+    result = run_python("import regclient_ext\nprint(regclient_ext.types.__name__, 'types' in dir(regclient_ext))")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["regclient_ext.types", "True"]
+
+
 def test_unknown_attribute_raises() -> None:
     with pytest.raises(AttributeError, match="no attribute 'Nothing'"):
         regclient_ext.Nothing  # type: ignore[attr-defined]  # noqa: B018

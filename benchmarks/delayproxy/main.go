@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -29,8 +30,8 @@ func main() {
 	}
 	upstream := &url.URL{Scheme: "http", Host: os.Args[1]}
 	seconds, err := strconv.ParseFloat(os.Args[2], 64)
-	if err != nil || seconds < 0 {
-		log.Fatalf("invalid delay %q: expected a non-negative number of seconds", os.Args[2])
+	if err != nil || !(seconds >= 0) || math.IsInf(seconds, 0) {
+		log.Fatalf("invalid delay %q: expected a finite, non-negative number of seconds", os.Args[2])
 	}
 	delay := time.Duration(seconds * float64(time.Second))
 

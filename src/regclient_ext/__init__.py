@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from ._host import Host
     from ._info import ImageInfo
     from .types import ContainerConfig, History, ImageConfig, RootFS
+del TYPE_CHECKING  # not part of the package's namespace
 
 # Names loaded on first use. AsyncClient needs asyncio, Host and ImageInfo dataclasses, and the
 # TypedDicts typing: each import takes longer than the rest of the package's (python -X importtime).
@@ -53,6 +54,12 @@ _LAZY_NAMES = {
 
 
 def __getattr__(name: str) -> object:
+    if name == "types":
+        # A public submodule that the package does not import itself. A
+        # "from . import" would look the name up here again.
+        import importlib
+
+        return importlib.import_module(f"{__name__}.types")
     module = _LAZY_NAMES.get(name)
     if module is None:
         raise AttributeError(f"module 'regclient_ext' has no attribute {name!r}")
@@ -62,7 +69,7 @@ def __getattr__(name: str) -> object:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY_NAMES))
+    return sorted(set(globals()) | set(_LAZY_NAMES) | {"types"})
 
 
 __all__ = [

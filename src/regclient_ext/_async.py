@@ -8,6 +8,7 @@ loop collects the result. A thousand concurrent calls use no extra threads.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import sys
 import weakref
@@ -29,6 +30,15 @@ _RECORD_SIZE = 8
 # millisecond of work, so a burst of results does not hold the event loop.
 # The pipe stays readable, so the loop runs the reader again for the rest.
 _READ_SIZE = _RECORD_SIZE * 64
+# How often aclose() awaited on another loop checks that the client's loop still runs.
+_LOOP_CHECK_SECONDS = 0.05
+# The result of a call that aclose() ended on another loop while the call's
+# own loop was stopped: an error record as the Go side writes one.
+_CLOSED_RESULT = (
+    False,
+    b'{"error": {"kind": "canceled", "message": "call canceled by aclose() on another event loop"}, "logs": []}',
+    b"",
+)
 
 
 class AsyncClient(BaseClient):
@@ -80,21 +90,21 @@ class AsyncClient(BaseClient):
 
         Awaited on another loop than the client's, it closes the client on
         its own loop while that loop runs. Otherwise (the loop stopped or
-        closed) it leaves the Go side of the calls to finish in the
-        background, and the calls awaited on a stopped loop raise
-        ClientClosedError once that loop runs again.
+        closed, or it stops before the close ends) it leaves the Go side of
+        the calls to finish in the background, and the calls awaited on a
+        stopped loop end with ClientClosedError once that loop runs again.
         """
         self._closing = True
         own = self._loop
         if own is not None and own is not asyncio.get_running_loop():
-            if own.is_running():
-                await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self.aclose(), own))
+            if own.is_running() and await _close_on_own_loop(self, own):
                 return
             futures = list(self._waiters.values())
+            drained = self._drained
             self._detach()
             self._free()
-            if futures and not own.is_closed():
-                own.call_soon_threadsafe(_fail_closed, futures)
+            if not own.is_closed():
+                own.call_soon_threadsafe(_fail_closed, futures, drained)
             return
         while self._waiters:
             for operation in list(self._waiters):
@@ -201,11 +211,54 @@ def _collect_for(client_ref: weakref.ReferenceType[AsyncClient]) -> None:
         client._collect()
 
 
-def _fail_closed(futures: list[asyncio.Future[tuple[bool, bytes, bytes]]]) -> None:
-    """Fail the calls that a stopped loop was awaiting when another loop closed their client."""
+async def _close_on_own_loop(client: AsyncClient, own: asyncio.AbstractEventLoop) -> bool:
+    """Run aclose() on the client's own loop and wait for it; return False if that loop stops first."""
+    done: concurrent.futures.Future[None] = concurrent.futures.Future()
+    own.call_soon_threadsafe(_start_close, client, own, done)
+    waiter = asyncio.wrap_future(done)
+    while True:
+        finished, _ = await asyncio.wait({waiter}, timeout=_LOOP_CHECK_SECONDS)
+        if finished:
+            waiter.result()
+            return True
+        if not own.is_running():
+            # A close that has not started never will. One that has started
+            # goes on if the loop runs again, and finds nothing left to do.
+            done.cancel()
+            return False
+
+
+def _start_close(client: AsyncClient, own: asyncio.AbstractEventLoop, done: concurrent.futures.Future[None]) -> None:
+    """Start aclose() on the client's own loop, unless the caller on another loop has given up."""
+    if not done.set_running_or_notify_cancel():
+        return
+    task = own.create_task(client.aclose())
+    task.add_done_callback(lambda finished: _report_close(finished, done))
+
+
+def _report_close(task: asyncio.Task[None], done: concurrent.futures.Future[None]) -> None:
+    if task.cancelled():
+        done.set_exception(asyncio.CancelledError())
+        return
+    error = task.exception()
+    if error is not None:
+        done.set_exception(error)
+    else:
+        done.set_result(None)
+
+
+def _fail_closed(futures: list[asyncio.Future[tuple[bool, bytes, bytes]]], drained: asyncio.Event | None) -> None:
+    """End the calls that a stopped loop was awaiting when another loop closed their client.
+
+    Each call gets the error record of a canceled call, so batches with
+    return_exceptions=True still return their errors. Setting ``drained``
+    lets an aclose() that was already waiting on this loop return.
+    """
     for future in futures:
         if not future.done():
-            future.set_exception(ClientClosedError("the client was closed while the call ran; create a new one"))
+            future.set_result(_CLOSED_RESULT)
+    if drained is not None:
+        drained.set()
 
 
 def _release(loop: asyncio.AbstractEventLoop | None, read_fd: int, write_fd: int, operations: list[int], pending: bytes) -> None:

@@ -17,6 +17,7 @@ __all__ = ["DEFAULT_CACHE_SIZE", "DEFAULT_TIMEOUT", "Client"]
 
 # typing.TYPE_CHECKING without importing typing (type checkers take it as true). The modules below
 # load on first use (json on the first call), so importing the package stays light.
+# NOTE: so typing.get_type_hints() cannot resolve the annotations in this module at run time.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import logging
@@ -72,9 +73,13 @@ class BaseClient:
         import json
 
         # A Host is not iterable, so passing one alone raises here too.
-        if isinstance(hosts, str) or not hasattr(hosts, "__iter__"):
+        try:
+            host_iterator = iter(hosts)
+        except TypeError:
+            host_iterator = None
+        if isinstance(hosts, str) or host_iterator is None:
             raise TypeError("hosts must be a sequence of Host objects")
-        host_list = list(hosts)
+        host_list = list(host_iterator)
         if host_list:
             from ._host import Host
 

@@ -36,8 +36,10 @@ def shared_client(hosts: tuple[Host, ...] = ()) -> Client:
         client = _cached_clients.pop(hosts, None) or Client(hosts=hosts)
         _cached_clients[hosts] = client
         if len(_cached_clients) > MAX_CACHED_CLIENTS:
-            evicted = _cached_clients.pop(next(iter(_cached_clients)))
-            evicted.close()
+            # Not closed here: closing would end the evicted client's calls
+            # still in flight. It frees its Go side when the last of those
+            # calls lets go of it.
+            del _cached_clients[next(iter(_cached_clients))]
         return client
 
 
