@@ -163,6 +163,15 @@ def test_attestations_not_listed(client: regclient_ext.Client, registry: Registr
         client.get_image_config(f"{registry.host}/testrepo:v1", platform="unknown/unknown")
 
 
+def test_image_info_hashable(client: regclient_ext.Client, registry: Registry) -> None:
+    first = client.inspect_image(f"{registry.host}/testrepo:v1", platform="linux/amd64")
+    second = client.inspect_image(f"{registry.host}/testrepo:v1", platform="linux/amd64")
+    other = client.inspect_image(f"{registry.host}/testrepo:v1", platform="linux/arm64")
+    assert first == second
+    assert hash(first) == hash(second)
+    assert len({first, second, other}) == 2
+
+
 # Timeouts, interruption and the GIL
 
 

@@ -30,5 +30,6 @@ class ImageInfo:
     config_digest: str
     media_type: str
     platform: str
-    config: ImageConfig = field(repr=False)
+    # Left out of the hash, because a dict is not hashable. Equal objects still hash alike.
+    config: ImageConfig = field(repr=False, hash=False)
     platforms: tuple[str, ...] = ()
