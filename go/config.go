@@ -97,6 +97,10 @@ func fetchImageConfig(ctx context.Context, c *Client, req request, info *errorCo
 		if err != nil {
 			return nil, err
 		}
+		if len(entries) == 0 {
+			// Indexes of signatures, SBOMs and other artifacts list manifests without a platform.
+			return nil, unsupportedMediaType(fmt.Errorf("index %s has no image for any platform%s, so it is not an image index", m.GetDescriptor().Digest, artifactTypeNote(m)))
+		}
 		platforms := platformNames(entries)
 		if depth == 0 {
 			res.info.Platforms = platforms
@@ -110,7 +114,7 @@ func fetchImageConfig(ctx context.Context, c *Client, req request, info *errorCo
 		d, err := descriptor.DescriptorListSearch(entries, descriptor.MatchOpt{Platform: &plat})
 		if err != nil {
 			info.Platforms = platforms
-			return nil, &kindError{kind: kindPlatformNotFound, err: fmt.Errorf("platform %s not found in %s", plat, r.CommonName())}
+			return nil, &kindError{kind: kindPlatformNotFound, err: fmt.Errorf("platform %s not found in %s", shownPlatform(plat, req.Platform), r.CommonName())}
 		}
 		r = r.SetDigest(d.Digest.String())
 		m, err = c.getManifest(ctx, r, &d)
@@ -152,7 +156,7 @@ func fetchImageConfig(ctx context.Context, c *Client, req request, info *errorCo
 	}
 	if explicit && len(res.info.Platforms) == 0 && (plat.OS != configPlat.OS || !platform.Compatible(plat, configPlat)) {
 		info.Platforms = []string{configPlat.String()}
-		return nil, &kindError{kind: kindPlatformNotFound, err: fmt.Errorf("platform %s not found: %s is a single-platform image for %s", plat, r.CommonName(), configPlat)}
+		return nil, &kindError{kind: kindPlatformNotFound, err: fmt.Errorf("platform %s not found: %s is a single-platform image for %s", shownPlatform(plat, req.Platform), r.CommonName(), configPlat)}
 	}
 
 	res.info.ManifestDigest = m.GetDescriptor().Digest.String()
@@ -249,6 +253,16 @@ func (c *Client) getManifest(ctx context.Context, r ref.Ref, desc *descriptor.De
 	return m, nil
 }
 
+// shownPlatform returns the platform as an error message names it. For
+// amd64 it leaves out the variant unless the caller gave one, because
+// regclient adds the host's CPU level ("v4") to platforms given without one.
+func shownPlatform(plat platform.Platform, requested string) string {
+	if plat.Architecture == "amd64" && strings.Count(strings.SplitN(requested, ",", 2)[0], "/") < 2 {
+		plat.Variant = ""
+	}
+	return plat.String()
+}
+
 // requestedPlatform parses the platform string; empty means the host's.
 func requestedPlatform(s string) (platform.Platform, bool, error) {
 	if s == "" || s == "local" {
@@ -286,6 +300,22 @@ func imageEntries(m manifest.Manifest) ([]descriptor.Descriptor, error) {
 		entries = append(entries, d)
 	}
 	return entries, nil
+}
+
+// artifactTypeNote returns " (artifact type T)" for an index that declares
+// an artifactType, and "" otherwise.
+func artifactTypeNote(m manifest.Manifest) string {
+	raw, err := m.RawBody()
+	if err != nil {
+		return ""
+	}
+	var fields struct {
+		ArtifactType string `json:"artifactType"`
+	}
+	if json.Unmarshal(raw, &fields) != nil || fields.ArtifactType == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (artifact type %s)", fields.ArtifactType)
 }
 
 // platformNames lists the entries' platforms as "os/arch[/variant]", in

@@ -165,6 +165,7 @@ def write_made_layout(path: Path) -> None:
     layout = Layout(path)
     single = layout.add_image(image_config("linux", "riscv64", User="1000", ExposedPorts={"8080/tcp": {}}))
     layout.tag("single-riscv64", single)
+    layout.tag("index-riscv64", layout.add_index([platform_descriptor(single, "linux", "riscv64")]))
 
     docker_amd64 = layout.add_image(image_config("linux", "amd64", Env=["A=1"]), docker=True)
     docker_arm64 = layout.add_image(image_config("linux", "arm64", Env=["A=2"]), docker=True)

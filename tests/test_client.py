@@ -6,6 +6,7 @@ import base64
 import json
 import logging
 import os
+import platform
 import sys
 import textwrap
 import threading
@@ -161,6 +162,16 @@ def test_attestations_not_listed(client: regclient_ext.Client, registry: Registr
     assert info.platforms == ("linux/amd64", "linux/arm64")
     with pytest.raises(regclient_ext.PlatformNotFoundError):
         client.get_image_config(f"{registry.host}/testrepo:v1", platform="unknown/unknown")
+
+
+@pytest.mark.parametrize(("tag", "artifact_type"), [("ai", "application/example.artifacts"), ("loop", "application/example.loop")])
+def test_artifact_index_unsupported(client: regclient_ext.Client, registry: Registry, tag: str, artifact_type: str) -> None:
+    # These indexes list manifests without a platform: signatures and SBOMs, not images.
+    for reference in (f"{registry.host}/testrepo:{tag}", f"ocidir://{FIXTURE_LAYOUT}:{tag}"):
+        with pytest.raises(regclient_ext.UnsupportedMediaTypeError) as caught:
+            client.get_image_config(reference, platform="linux/amd64")
+        assert f"artifact type {artifact_type}" in str(caught.value)
+        assert "no image for any platform" in str(caught.value)
 
 
 def test_image_info_hashable(client: regclient_ext.Client, registry: Registry) -> None:
@@ -504,6 +515,14 @@ def test_requested_os_must_match(client: regclient_ext.Client, registry: Registr
 def test_requested_os_must_match_single_platform(client: regclient_ext.Client, registry: Registry) -> None:
     with pytest.raises(regclient_ext.PlatformNotFoundError):
         client.get_image_config(f"{registry.host}/made:single-riscv64", platform="windows/riscv64")
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="the host's platform is amd64 only on x86_64")
+def test_host_platform_named_without_cpu_level(client: regclient_ext.Client, registry: Registry) -> None:
+    # regclient gives the host's platform the CPU level as its variant (amd64 "v2" to "v4").
+    with pytest.raises(regclient_ext.PlatformNotFoundError) as caught:
+        client.get_image_config(f"{registry.host}/made:index-riscv64")
+    assert str(caught.value).startswith("platform linux/amd64 not found in ")
 
 
 def test_empty_platform_rejected() -> None:
