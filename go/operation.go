@@ -280,5 +280,9 @@ func (op *operation) contextError(ctx context.Context, err error) error {
 			return &kindError{kind: kindConnection, err: fmt.Errorf("connection to %s failed, retried until the timeout: %s", op.info.Registry, failure)}
 		}
 	}
+	if strings.Contains(err.Error(), ctx.Err().Error()) {
+		// The message already says why, so wrap the context's error without repeating it.
+		return fmt.Errorf("%w%.0w", err, ctx.Err())
+	}
 	return fmt.Errorf("%w: %w", ctx.Err(), err)
 }
