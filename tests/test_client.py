@@ -198,6 +198,7 @@ def test_timeout_bounds_call() -> None:
         server.stop()
     assert isinstance(caught.value, TimeoutError)
     assert 0.5 <= elapsed < 3
+    assert str(caught.value).count("context deadline exceeded") == 1
 
 
 def retry_after_fault(value: str, *, times: int | None = None) -> object:
