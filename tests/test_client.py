@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -172,6 +173,25 @@ def test_artifact_index_unsupported(client: regclient_ext.Client, registry: Regi
             client.get_image_config(reference, platform="linux/amd64")
         assert f"artifact type {artifact_type}" in str(caught.value)
         assert "no image for any platform" in str(caught.value)
+
+
+def test_closed_client_rejects_with() -> None:
+    client = regclient_ext.Client(docker_config=False)
+    client.close()
+    with pytest.raises(regclient_ext.ClientClosedError):
+        with client:
+            pass
+
+
+def test_closed_async_client_rejects_async_with() -> None:
+    async def main() -> None:
+        client = regclient_ext.AsyncClient(docker_config=False)
+        await client.aclose()
+        async with client:
+            pass
+
+    with pytest.raises(regclient_ext.ClientClosedError):
+        asyncio.run(main())
 
 
 def test_image_info_hashable(client: regclient_ext.Client, registry: Registry) -> None:

@@ -252,6 +252,7 @@ def test_cli_inspect_compact() -> None:
         (("config", "--tls", "maybe", V1), 2),
         (("config", "--username", "someone", V1), 2),
         (("config", "--password-stdin", V1), 2),
+        (("config", "--platform", "", V1), 5),
     ],
 )
 def test_cli_exit_codes(args: tuple[str, ...], code: int) -> None:
@@ -275,6 +276,21 @@ def test_cli_password_from_environment(basic_auth_registry: Registry) -> None:
     result = run_cli("config", "--tls", "disabled", "--username", BASIC_USER, "--platform", "linux/arm64", f"{basic_auth_registry.host}/testrepo:v1", env=env)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["architecture"] == "arm64"
+
+
+def test_cli_empty_platform_message() -> None:
+    result = run_cli("config", "--platform", "", V1)
+    assert result.returncode == 5
+    assert "--platform is empty" in result.stderr
+    assert "None" not in result.stderr
+
+
+def test_cli_warns_password_without_username() -> None:
+    env = dict(os.environ, REGCLIENT_EXT_PASSWORD="unused-secret")
+    result = run_cli("config", "--compact", "--platform", "linux/amd64", V1, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "REGCLIENT_EXT_PASSWORD is set but --username is not" in result.stderr
+    assert "unused-secret" not in result.stderr
 
 
 def test_cli_help_shows_examples() -> None:

@@ -62,6 +62,8 @@ class AsyncClient(BaseClient):
         self._closing = False
 
     async def __aenter__(self) -> AsyncClient:
+        if self._closed or self._closing:
+            raise ClientClosedError("the client is closed; create a new one")
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:

@@ -234,6 +234,8 @@ class Client(BaseClient):
     """
 
     def __enter__(self) -> Client:
+        if self._closed:
+            raise ClientClosedError("the client is closed; create a new one")
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:

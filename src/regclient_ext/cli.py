@@ -93,7 +93,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.password_stdin and args.username is None:
         print("regclient-ext: error: --password-stdin needs --username", file=sys.stderr)
         return 2
+    if args.platform == "":
+        print("regclient-ext: error: --platform is empty: leave it out for this machine's platform, or give os/arch[/variant]", file=sys.stderr)
+        return 5
     password = read_password(args)
+    if args.username is None and password:
+        print(f"regclient-ext: warning: ${PASSWORD_VARIABLE} is set but --username is not, so the password is not used", file=sys.stderr)
     if args.username is not None and not password:
         print(f"regclient-ext: error: --username needs a password from --password-stdin or ${PASSWORD_VARIABLE}", file=sys.stderr)
         return 2
