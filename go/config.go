@@ -257,10 +257,16 @@ func (c *Client) getManifest(ctx context.Context, r ref.Ref, desc *descriptor.De
 // amd64 it leaves out the variant unless the caller gave one, because
 // regclient adds the host's CPU level ("v4") to platforms given without one.
 func shownPlatform(plat platform.Platform, requested string) string {
-	if plat.Architecture == "amd64" && strings.Count(strings.SplitN(requested, ",", 2)[0], "/") < 2 {
+	if plat.Architecture == "amd64" && platformComponents(requested) < 3 {
 		plat.Variant = ""
 	}
 	return plat.String()
+}
+
+// platformComponents counts the slash-separated components of a platform
+// string before its options: 3 for "linux/arm/v7,osver=1".
+func platformComponents(s string) int {
+	return strings.Count(strings.SplitN(s, ",", 2)[0], "/") + 1
 }
 
 // requestedPlatform parses the platform string; empty means the host's.
@@ -269,7 +275,7 @@ func requestedPlatform(s string) (platform.Platform, bool, error) {
 		return platform.Local(), false, nil
 	}
 	// regclient ignores components past the variant; a typo must not pass.
-	if components := strings.SplitN(s, ",", 2)[0]; strings.Count(components, "/") > 2 {
+	if platformComponents(s) > 3 {
 		return platform.Platform{}, true, &kindError{kind: kindInvalidPlatform, err: fmt.Errorf("invalid platform %q: more than os/arch/variant", s)}
 	}
 	p, err := platform.Parse(s)

@@ -281,7 +281,7 @@ func (op *operation) contextError(ctx context.Context, err error) error {
 		}
 	}
 	if strings.Contains(err.Error(), ctx.Err().Error()) {
-		// The message already says why, so wrap the context's error without repeating it.
+		// The message already contains the context's error, so wrap it without repeating it.
 		return fmt.Errorf("%w%.0w", err, ctx.Err())
 	}
 	return fmt.Errorf("%w: %w", ctx.Err(), err)

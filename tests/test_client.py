@@ -183,7 +183,7 @@ def test_closed_client_rejects_with() -> None:
             pass
 
 
-def test_closed_async_client_rejects_async_with() -> None:
+def test_closed_async_client_rejects_enter() -> None:
     async def main() -> None:
         client = regclient_ext.AsyncClient(docker_config=False)
         await client.aclose()
@@ -539,7 +539,7 @@ def test_requested_os_must_match_single_platform(client: regclient_ext.Client, r
 
 
 @pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="the host's platform is amd64 only on x86_64")
-def test_host_platform_named_without_cpu_level(client: regclient_ext.Client, registry: Registry) -> None:
+def test_host_platform_omits_cpu_level(client: regclient_ext.Client, registry: Registry) -> None:
     # regclient gives the host's platform the CPU level as its variant (amd64 "v2" to "v4").
     with pytest.raises(regclient_ext.PlatformNotFoundError) as caught:
         client.get_image_config(f"{registry.host}/made:index-riscv64")
@@ -581,7 +581,7 @@ def test_hosts_rejects_non_sequence(hosts: object) -> None:
         regclient_ext.Client(hosts=hosts)  # type: ignore[arg-type]
 
 
-def test_evicted_per_call_client_keeps_running_call() -> None:
+def test_eviction_spares_running_call() -> None:
     # 32 other credential sets evict the running call's cached client.
     slow = StallingServer(delay=1.0)  # responds 404 after 1 s
     fast = StallingServer(delay=0.0)

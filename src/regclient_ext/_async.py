@@ -239,6 +239,7 @@ def _start_close(client: AsyncClient, own: asyncio.AbstractEventLoop, done: conc
 
 
 def _report_close(task: asyncio.Task[None], done: concurrent.futures.Future[None]) -> None:
+    """Copy the outcome of the close task to the future that the other loop awaits."""
     if task.cancelled():
         done.set_exception(asyncio.CancelledError())
         return

@@ -17,7 +17,7 @@ __all__ = ["DEFAULT_CACHE_SIZE", "DEFAULT_TIMEOUT", "Client"]
 
 # typing.TYPE_CHECKING without importing typing (type checkers take it as true). The modules below
 # load on first use (json on the first call), so importing the package stays light.
-# NOTE: so typing.get_type_hints() cannot resolve the annotations in this module at run time.
+# NOTE: typing.get_type_hints() therefore cannot resolve this module's annotations at run time.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import logging

@@ -36,9 +36,8 @@ def shared_client(hosts: tuple[Host, ...] = ()) -> Client:
         client = _cached_clients.pop(hosts, None) or Client(hosts=hosts)
         _cached_clients[hosts] = client
         if len(_cached_clients) > MAX_CACHED_CLIENTS:
-            # Not closed here: closing would end the evicted client's calls
-            # still in flight. It frees its Go side when the last of those
-            # calls lets go of it.
+            # Not closed here, because closing would end its calls still running.
+            # It frees its Go side when the last of those calls returns.
             del _cached_clients[next(iter(_cached_clients))]
         return client
 
