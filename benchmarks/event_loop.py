@@ -12,8 +12,8 @@ Python's garbage collector, which any allocation may start, and the
 operating system running another thread on the CPU. The figures therefore
 also give each call's time less the collector's pauses within it, the
 thread CPU time of the longest call, and the thread's context switches
-within each step (Linux only): a voluntary one means the step waited for
-something, an involuntary one that the operating system preempted it.
+within each step (Linux only). A voluntary switch means the step waited
+for something. An involuntary one means the operating system preempted it.
 """
 
 from __future__ import annotations
@@ -212,7 +212,7 @@ def run_concurrent_calls(target: Target, expected: Any, calls: int) -> LoopBlock
         raise RuntimeError(f"timed {len(timings.operation_of_task)} of {calls} calls: the others bypassed _native.start")
     incomplete = sum(1 for steps in timings.steps_of_task.values() if len(steps) != 3)
     if incomplete:
-        raise RuntimeError(f"{incomplete} of {calls} calls lack a start, finish or decode step")
+        raise RuntimeError(f"{incomplete} of {calls} calls are missing a start, finish or decode step")
     return timings
 
 

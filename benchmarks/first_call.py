@@ -8,8 +8,8 @@ and after the first call. Both calls use cache_size=0, so each does the
 same three GETs. The first call's time also covers making its Host and
 Client, because the modules that regclient_ext imports on first use (json,
 dataclasses) load there. So the difference is those imports, loading Go,
-creating the Go client and opening the connection. Nothing else is
-imported before the first call.
+creating the Go client and opening the connection. Before the first call
+the probe imports only sys and time, which interpreter start has loaded.
 """
 
 from __future__ import annotations
